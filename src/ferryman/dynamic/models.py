@@ -1,0 +1,395 @@
+"""Dynamic ("routing") configuration as frozen values, with Traefik v3's key names and defaults.
+
+Each element (router, service, middleware, servers transport) is validated on its own by the
+decoders, so one broken element becomes a diagnostic for that element and never hides the rest.
+Middleware types that this release does not implement yet are *known* (typed as free-form
+sections) so they are reported as "not implemented" instead of "unknown key".
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from ferryman.dynamic.base import Model, empty_section
+from ferryman.types import Duration
+
+Section = Annotated[dict[str, Any] | None, BeforeValidator(empty_section)]
+
+
+def _as_tuple(value: Any) -> Any:
+    """Traefik accepts a comma-separated string where it expects a list (labels, flags)."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+StrList = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]
+
+
+# --------------------------------------------------------------------------------------------
+# Routers
+
+
+class Domain(Model):
+    main: str = ""
+    sans: StrList = ()
+
+
+class RouterTLS(Model):
+    options: str = ""
+    cert_resolver: str = ""
+    domains: tuple[Domain, ...] = ()
+
+
+class RouterObservability(Model):
+    access_logs: bool | None = None
+    metrics: bool | None = None
+    tracing: bool | None = None
+    trace_verbosity: str | None = None
+
+
+class Router(Model):
+    rule: str = ""
+    rule_syntax: str = ""
+    priority: int = 0
+    entry_points: StrList = ()
+    middlewares: StrList = ()
+    service: str = ""
+    tls: RouterTLS | None = None
+    observability: RouterObservability | None = None
+    parent_refs: StrList = ()
+
+    @field_validator("tls", "observability", mode="before")
+    @classmethod
+    def _section(cls, value: Any) -> Any:
+        return empty_section(value)
+
+    @field_validator("rule_syntax")
+    @classmethod
+    def _syntax(cls, value: str) -> str:
+        if value and value not in ("v2", "v3"):
+            raise ValueError(f'ruleSyntax must be "v3" or "v2", got {value!r}')
+        return value
+
+
+# --------------------------------------------------------------------------------------------
+# Services
+
+
+class Server(Model):
+    url: str = ""
+    weight: int | None = None
+    preserve_path: bool = False
+    fenced: bool = False
+
+
+class ResponseForwarding(Model):
+    flush_interval: Duration = 0.1
+
+
+class Cookie(Model):
+    name: str = ""
+    secure: bool = False
+    http_only: bool = False
+    same_site: str = ""
+    max_age: int = 0
+    path: str = "/"
+    domain: str = ""
+
+
+class Sticky(Model):
+    cookie: Cookie | None = None
+
+    @field_validator("cookie", mode="before")
+    @classmethod
+    def _section(cls, value: Any) -> Any:
+        return empty_section(value)
+
+
+class HealthCheck(Model):
+    scheme: str = ""
+    mode: str = "http"
+    path: str = ""
+    method: str = "GET"
+    status: int = 0
+    port: int = 0
+    interval: Duration = 30.0
+    unhealthy_interval: Duration | None = None
+    timeout: Duration = 5.0
+    hostname: str = ""
+    follow_redirects: bool = True
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class PassiveHealthCheck(Model):
+    failure_window: Duration = 10.0
+    max_failed_attempts: int = 1
+
+
+class LoadBalancer(Model):
+    servers: tuple[Server, ...] = ()
+    strategy: str = "wrr"
+    pass_host_header: bool = True
+    servers_transport: str = ""
+    response_forwarding: ResponseForwarding | None = None
+    sticky: Sticky | None = None
+    health_check: HealthCheck | None = None
+    passive_health_check: PassiveHealthCheck | None = None
+    middlewares: StrList = ()
+
+    @field_validator("sticky", "health_check", "passive_health_check", "response_forwarding", mode="before")
+    @classmethod
+    def _section(cls, value: Any) -> Any:
+        return empty_section(value)
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, value: str) -> str:
+        known = ("wrr", "p2c", "hrw", "leasttime")
+        if value.lower() not in known:
+            raise ValueError(f"unknown load-balancing strategy {value!r} (known: {', '.join(known)})")
+        return value.lower()
+
+
+class WeightedRef(Model):
+    name: str
+    weight: int | None = None
+
+
+class Weighted(Model):
+    services: tuple[WeightedRef, ...] = ()
+    sticky: Sticky | None = None
+    health_check: Section = None
+
+
+class MirrorRef(Model):
+    name: str
+    percent: int = 0
+
+
+class Mirroring(Model):
+    service: str = ""
+    mirrors: tuple[MirrorRef, ...] = ()
+    mirror_body: bool = True
+    max_body_size: int = -1
+    health_check: Section = None
+
+
+class Failover(Model):
+    service: str = ""
+    fallback: str = ""
+    health_check: Section = None
+    errors: Section = None
+
+
+class HighestRandomWeight(Model):
+    services: tuple[WeightedRef, ...] = ()
+    health_check: Section = None
+
+
+class Service(Model):
+    load_balancer: LoadBalancer | None = None
+    weighted: Weighted | None = None
+    mirroring: Mirroring | None = None
+    failover: Failover | None = None
+    highest_random_weight: HighestRandomWeight | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Service:
+        present = [k for k in ("load_balancer", "weighted", "mirroring", "failover", "highest_random_weight")
+                   if getattr(self, k) is not None]
+        if len(present) != 1:
+            names = ", ".join(self.model_fields[k].alias or k for k in present) or "none"
+            raise ValueError(
+                "a service must define exactly one of loadBalancer, weighted, mirroring, failover, "
+                f"highestRandomWeight (found: {names})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        for key in ("load_balancer", "weighted", "mirroring", "failover", "highest_random_weight"):
+            if getattr(self, key) is not None:
+                return self.model_fields[key].alias or key
+        return ""
+
+
+# --------------------------------------------------------------------------------------------
+# Servers transports
+
+
+class ForwardingTimeouts(Model):
+    dial_timeout: Duration = 30.0
+    response_header_timeout: Duration = 0.0
+    idle_conn_timeout: Duration = 90.0
+    read_idle_timeout: Duration = 0.0
+    ping_timeout: Duration = 15.0
+
+
+class CertificatePair(Model):
+    cert_file: str = ""
+    key_file: str = ""
+
+
+class PeerCertSAN(Model):
+    type: str = ""
+    value: str = ""
+
+
+class Spiffe(Model):
+    ids: StrList = ()
+    trust_domain: str = ""
+
+
+class ServersTransport(Model):
+    server_name: str = ""
+    insecure_skip_verify: bool = False
+    root_cas: StrList = Field(default=(), alias="rootCAs")
+    certificates: tuple[CertificatePair, ...] = ()
+    max_idle_conns_per_host: int = 200
+    disable_http2: bool = Field(default=False, alias="disableHTTP2")
+    peer_cert_uri: str = Field(default="", alias="peerCertURI")
+    peer_cert_sans: tuple[PeerCertSAN, ...] = Field(default=(), alias="peerCertSANs")
+    forwarding_timeouts: ForwardingTimeouts = ForwardingTimeouts()
+    spiffe: Spiffe | None = None
+    cipher_suites: StrList = ()
+    min_version: str = ""
+    max_version: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# Middlewares
+
+
+class RedirectScheme(Model):
+    scheme: str = "https"
+    port: str = ""
+    permanent: bool = False
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _port(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+
+class Chain(Model):
+    middlewares: StrList = ()
+
+
+#: Middleware types this release implements (typed) — the rest are known, typed loosely.
+IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain"})
+
+
+class Middleware(Model):
+    """Exactly one middleware type per element, as in Traefik."""
+
+    redirect_scheme: RedirectScheme | None = None
+    chain: Chain | None = None
+    add_prefix: Section = None
+    strip_prefix: Section = None
+    strip_prefix_regex: Section = None
+    replace_path: Section = None
+    replace_path_regex: Section = None
+    ip_white_list: Section = None
+    ip_allow_list: Section = None
+    headers: Section = None
+    errors: Section = None
+    rate_limit: Section = None
+    redirect_regex: Section = None
+    basic_auth: Section = None
+    digest_auth: Section = None
+    forward_auth: Section = None
+    in_flight_req: Section = None
+    buffering: Section = None
+    circuit_breaker: Section = None
+    compress: Section = None
+    pass_tls_client_cert: Section = Field(default=None, alias="passTLSClientCert")
+    retry: Section = None
+    content_type: Section = None
+    grpc_web: Section = None
+    encoded_characters: Section = None
+    plugin: Section = None
+
+    @field_validator("redirect_scheme", "chain", mode="before")
+    @classmethod
+    def _section(cls, value: Any) -> Any:
+        return empty_section(value)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Middleware:
+        present = [name for name in self.model_fields if getattr(self, name) is not None]
+        if len(present) != 1:
+            found = ", ".join(self.model_fields[k].alias or k for k in present) or "none"
+            raise ValueError(f"a middleware must define exactly one type (found: {found})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        for name in self.model_fields:
+            if getattr(self, name) is not None:
+                return self.model_fields[name].alias or name
+        return ""
+
+
+# --------------------------------------------------------------------------------------------
+# TLS
+
+
+class Certificate(Model):
+    cert_file: str = ""
+    key_file: str = ""
+    stores: StrList = ()
+
+
+class ClientAuth(Model):
+    ca_files: StrList = ()
+    client_auth_type: str = ""
+
+
+class TLSOptions(Model):
+    min_version: str = ""
+    max_version: str = ""
+    cipher_suites: StrList = ()
+    curve_preferences: StrList = ()
+    client_auth: ClientAuth | None = None
+    sni_strict: bool = False
+    alpn_protocols: StrList = ()
+    disable_session_tickets: bool = False
+    prefer_server_cipher_suites: bool = False
+
+
+class GeneratedCert(Model):
+    resolver: str = ""
+    domain: Domain | None = None
+
+
+class TLSStore(Model):
+    default_certificate: CertificatePair | None = None
+    default_generated_cert: GeneratedCert | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# The whole configuration of one provider
+
+
+class HTTPConfiguration(Model):
+    routers: dict[str, Router] = Field(default_factory=dict)
+    services: dict[str, Service] = Field(default_factory=dict)
+    middlewares: dict[str, Middleware] = Field(default_factory=dict)
+    servers_transports: dict[str, ServersTransport] = Field(default_factory=dict)
+
+
+class TLSConfiguration(Model):
+    certificates: tuple[Certificate, ...] = ()
+    options: dict[str, TLSOptions] = Field(default_factory=dict)
+    stores: dict[str, TLSStore] = Field(default_factory=dict)
+
+
+class Configuration(Model):
+    """What one provider produced. ``tcp``/``udp`` are accepted and reported as not implemented."""
+
+    http: HTTPConfiguration = HTTPConfiguration()
+    tcp: dict[str, Any] | None = None
+    udp: dict[str, Any] | None = None
+    tls: TLSConfiguration = TLSConfiguration()
