@@ -201,7 +201,7 @@ class Service(Model):
         present = [k for k in ("load_balancer", "weighted", "mirroring", "failover", "highest_random_weight")
                    if getattr(self, k) is not None]
         if len(present) != 1:
-            names = ", ".join(self.model_fields[k].alias or k for k in present) or "none"
+            names = ", ".join(type(self).model_fields[k].alias or k for k in present) or "none"
             raise ValueError(
                 "a service must define exactly one of loadBalancer, weighted, mirroring, failover, "
                 f"highestRandomWeight (found: {names})")
@@ -211,7 +211,7 @@ class Service(Model):
     def kind(self) -> str:
         for key in ("load_balancer", "weighted", "mirroring", "failover", "highest_random_weight"):
             if getattr(self, key) is not None:
-                return self.model_fields[key].alias or key
+                return type(self).model_fields[key].alias or key
         return ""
 
 
@@ -318,17 +318,17 @@ class Middleware(Model):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Middleware:
-        present = [name for name in self.model_fields if getattr(self, name) is not None]
+        present = [name for name in type(self).model_fields if getattr(self, name) is not None]
         if len(present) != 1:
-            found = ", ".join(self.model_fields[k].alias or k for k in present) or "none"
+            found = ", ".join(type(self).model_fields[k].alias or k for k in present) or "none"
             raise ValueError(f"a middleware must define exactly one type (found: {found})")
         return self
 
     @property
     def kind(self) -> str:
-        for name in self.model_fields:
+        for name in type(self).model_fields:
             if getattr(self, name) is not None:
-                return self.model_fields[name].alias or name
+                return type(self).model_fields[name].alias or name
         return ""
 
 
