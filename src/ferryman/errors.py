@@ -49,8 +49,13 @@ class RuleError(ConfigError):
         super().__init__(message, fix=fix)
 
     def render(self) -> str:
-        caret = " " * max(self.column, 0) + "^"
-        text = f"{self.message} at column {self.column + 1}\n    {self.rule}\n    {caret}"
+        # Show only the line holding the column (rules may span lines in YAML block scalars).
+        start = self.rule.rfind("\n", 0, max(self.column, 0)) + 1
+        end = self.rule.find("\n", start)
+        line = self.rule[start:] if end < 0 else self.rule[start:end]
+        col = max(self.column, 0) - start
+        where = f"column {col + 1}" if start == 0 else f"line {self.rule.count(chr(10), 0, start) + 1}, column {col + 1}"
+        text = f"{self.message} at {where}\n    {line}\n    {' ' * col}^"
         if self.fix:
             text += f"\n  fix: {self.fix}"
         return text

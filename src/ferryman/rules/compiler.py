@@ -121,7 +121,7 @@ def _parse_resolved(rule: str, spellings: dict[str, str], syntax: str | None) ->
     return rebuild(tree, lambda call: resolved[id(call)])
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=65536)
 def _compile(rule: str, syntax: str) -> CompiledRule:
     tree = _parse_resolved(rule, _SPELLINGS[syntax], syntax)
     specs = _SPECS[syntax]
