@@ -120,7 +120,10 @@ def _compile_or_rule_error(rule: str, syntax: str) -> None:
         assert error.rule == rule
         assert 0 <= error.column <= len(rule), (error.column, len(rule))
         lines = str(error).split("\n")
-        assert lines[0].endswith(f"at column {error.column + 1}")
+        line_start = rule.rfind("\n", 0, error.column) + 1
+        assert lines[0].endswith(f"column {error.column - line_start + 1}")
+        # the caret sits under the offending character of the line shown
+        assert lines[2] == " " * (4 + error.column - line_start) + "^"
         if "\n" not in rule:
             assert lines[1] == "    " + rule
             assert lines[2] == " " * (4 + error.column) + "^"
