@@ -1,0 +1,124 @@
+"""HTTP middlewares: a registry of builders, composed once at build time.
+
+Contract::
+
+    build_middleware(name, model: Middleware, next: Handler, ctx: MiddlewareContext | None = None) -> Handler
+    chain(builders: Sequence[Callable[[Handler], Handler]], final: Handler) -> Handler
+    register_middleware(kind, builder)      # kind is the Traefik key, e.g. "redirectScheme"
+
+``build_middleware`` wraps ``next`` with the middleware ``name`` (the qualified name, for errors and
+logs). A type that is unknown or not implemented yet raises :class:`~ferryman.errors.ConfigError`.
+``chain`` composes builders so that the first is outermost (runs first), like Traefik's ``alice``:
+``chain([a, b], svc)`` is ``a(b(svc))``. The ``chain`` middleware type resolves its members through
+``ctx.lookup(reference) -> (qualified name, Middleware) | None`` and detects cycles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferryman.dynamic.models import Middleware
+from ferryman.errors import ConfigError
+from ferryman.http.exchange import Handler
+from ferryman.middlewares.redirect_scheme import build_redirect_scheme
+
+__all__ = [
+    "MiddlewareBuilder",
+    "MiddlewareContext",
+    "build_middleware",
+    "chain",
+    "implemented_middlewares",
+    "register_middleware",
+]
+
+
+def _no_lookup(reference: str) -> tuple[str, Middleware] | None:
+    return None
+
+
+@dataclass(frozen=True)
+class MiddlewareContext:
+    """What builders may need besides their own section.
+
+    ``lookup`` resolves a middleware reference as written in a ``chain`` (``auth`` or ``auth@file``)
+    to its qualified name and model; ``stack`` is the chain being built (cycle detection).
+    """
+
+    lookup: Callable[[str], tuple[str, Middleware] | None] = _no_lookup
+    stack: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: ``builder(name, section, next, ctx) -> Handler`` where ``section`` is the type's config model.
+MiddlewareBuilder = Callable[[str, Any, Handler, MiddlewareContext], Handler]
+
+_REGISTRY: dict[str, MiddlewareBuilder] = {}
+
+
+def register_middleware(kind: str, builder: MiddlewareBuilder) -> None:
+    """Make middleware type ``kind`` (Traefik's key, e.g. ``"headers"``) buildable."""
+    _REGISTRY[kind] = builder
+
+
+def implemented_middlewares() -> frozenset[str]:
+    return frozenset(_REGISTRY)
+
+
+def build_middleware(name: str, model: Middleware, next: Handler,
+                     ctx: MiddlewareContext | None = None) -> Handler:
+    """Wrap ``next`` with middleware ``name`` described by ``model``."""
+    kind = model.kind
+    builder = _REGISTRY.get(kind)
+    if builder is None:
+        raise ConfigError(f"middleware type {kind!r} is not implemented yet", path=f"http.middlewares.{name}",
+                          fix=f"remove {kind} from the configuration or use one of: "
+                              f"{', '.join(sorted(_REGISTRY))}")
+    field_name = next_field(model, kind)
+    section = getattr(model, field_name)
+    return builder(name, section, next, ctx or MiddlewareContext())
+
+
+def next_field(model: Middleware, kind: str) -> str:
+    for field_name, info in type(model).model_fields.items():
+        if (info.alias or field_name) == kind:
+            return field_name
+    raise ConfigError(f"unknown middleware type {kind!r}")  # pragma: no cover
+
+
+def chain(builders: Sequence[Callable[[Handler], Handler]], final: Handler) -> Handler:
+    """Compose once: the first builder wraps the outermost layer."""
+    handler = final
+    for build in reversed(builders):
+        handler = build(handler)
+    return handler
+
+
+def _build_chain(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
+    if name in ctx.stack:
+        cycle = " -> ".join((*ctx.stack, name))
+        raise ConfigError(f"middleware chain cycle: {cycle}", path=f"http.middlewares.{name}",
+                          fix="remove the middleware from its own chain")
+    inner = MiddlewareContext(lookup=ctx.lookup, stack=(*ctx.stack, name), extra=ctx.extra)
+    builders: list[Callable[[Handler], Handler]] = []
+    for reference in section.middlewares:
+        resolved = ctx.lookup(reference)
+        if resolved is None:
+            raise ConfigError(f"middleware {reference!r} does not exist", path=f"http.middlewares.{name}.chain",
+                              fix="define it or fix the name (qualify it as name@provider if needed)")
+        qualified, model = resolved
+
+        def make(nxt: Handler, _q: str = qualified, _m: Middleware = model) -> Handler:
+            return build_middleware(_q, _m, nxt, inner)
+
+        builders.append(make)
+    return chain(builders, next_handler)
+
+
+def _build_redirect_scheme(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
+    return build_redirect_scheme(name, section, next_handler)
+
+
+register_middleware("redirectScheme", _build_redirect_scheme)
+register_middleware("chain", _build_chain)

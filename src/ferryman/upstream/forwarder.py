@@ -1,0 +1,158 @@
+"""The reverse proxy for one server URL: builds the upstream request head, hands it to the pool.
+
+Request rewriting as Traefik's ``httputil`` proxy does it (``rewriteRequestBuilder``):
+
+* the path is the client's (normalized) path; the server URL's path is ignored unless
+  ``preservePath``, then joined with one slash (``JoinURLPath``);
+* ``Host``: the client's authority with ``passHostHeader`` (default), else the server URL's host;
+* the entry point's ``X-Forwarded-*`` lines and ``X-Forwarded-For`` append (see
+  :mod:`ferryman.http.forwarded`);
+* hop-by-hop headers are gone already; ``Te: trailers`` is kept when the client sent it;
+  ``Connection: Upgrade`` + ``Upgrade`` for upgrade requests (with Go's header-name casing,
+  ``Sec-WebSocket-Key`` etc., which some WebSocket servers require);
+* the body is framed like the client's (Content-Length, or chunked); POST/PUT/PATCH without a body
+  get ``Content-Length: 0`` (Go's transport).
+
+Header names of ordinary request headers are sent lower-case (HTTP/1.1 names are
+case-insensitive; this is what HTTP/2 and HTTP/3 backends get too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import urlsplit
+
+from ferryman.errors import ConfigError
+from ferryman.http.exchange import X_TE_TRAILERS, X_XF_MATERIALIZED, X_XF_SLOW, Exchange
+from ferryman.http.forwarded import finalize_xff, forwarded_block
+from ferryman.upstream.pool import Pool, UpstreamPools
+from ferryman.upstream.settings import TransportSettings
+
+__all__ = ["ServerForwarder", "ServerURL", "canonical_header_name", "parse_server_url"]
+
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443, "h2c": 80}
+_EMPTY_BODY_METHODS: Final = frozenset({b"POST", b"PUT", b"PATCH"})
+_WS_NAMES: Final = {
+    b"sec-websocket-key": b"Sec-WebSocket-Key",
+    b"sec-websocket-extensions": b"Sec-WebSocket-Extensions",
+    b"sec-websocket-accept": b"Sec-WebSocket-Accept",
+    b"sec-websocket-protocol": b"Sec-WebSocket-Protocol",
+    b"sec-websocket-version": b"Sec-WebSocket-Version",
+}
+
+
+def canonical_header_name(name: bytes) -> bytes:
+    """Go's ``CanonicalHeaderKey`` (``x-foo-bar`` -> ``X-Foo-Bar``), WebSocket names as Traefik sends them."""
+    special = _WS_NAMES.get(name)
+    if special is not None:
+        return special
+    return b"-".join(part[:1].upper() + part[1:] for part in name.split(b"-"))
+
+
+@dataclass(frozen=True, slots=True)
+class ServerURL:
+    scheme: str
+    host: str          # to connect to (no brackets)
+    port: int
+    authority: bytes   # Go's URL.Host as written (Host header when passHostHeader is false)
+    path: bytes        # raw path ("" when none)
+
+
+def parse_server_url(url: str) -> ServerURL:
+    """Parse a ``servers[].url``; raises :class:`ConfigError` with the fix when unusable."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"invalid server URL {url!r}: {exc}", fix="write it as http://host:port") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ConfigError(f"server URL {url!r}: unsupported scheme {parts.scheme!r}",
+                          fix="use http:// (https:// and h2c:// are not implemented yet)")
+    if scheme != "http":
+        raise ConfigError(f"server URL {url!r}: {scheme}:// backends are not implemented yet",
+                          fix="use an http:// backend for now")
+    host = parts.hostname
+    if not host:
+        raise ConfigError(f"server URL {url!r} has no host", fix="write it as http://host:port")
+    netloc = parts.netloc.rpartition("@")[2]
+    return ServerURL(scheme, host, port or _DEFAULT_PORTS[scheme], netloc.encode("idna") if not netloc.isascii()
+                     else netloc.encode(), parts.path.encode())
+
+
+def _join_path(base: bytes, path: bytes) -> bytes:
+    if base.endswith(b"/") and path.startswith(b"/"):
+        return base + path[1:]
+    if not base.endswith(b"/") and not path.startswith(b"/"):
+        return base + b"/" + path
+    return base + path
+
+
+class ServerForwarder:
+    """Handler that proxies to one server (``loadBalancer.servers[i]``)."""
+
+    __slots__ = ("host_header", "pass_host_header", "pool", "preserve_path", "server_path", "url")
+
+    def __init__(self, url: str, pool: Pool, *, pass_host_header: bool = True,
+                 preserve_path: bool = False) -> None:
+        self.url = url
+        parsed = parse_server_url(url)
+        self.pool = pool
+        self.host_header = parsed.authority
+        self.server_path = parsed.path
+        self.preserve_path = preserve_path and bool(parsed.path)
+        self.pass_host_header = pass_host_header
+
+    @classmethod
+    def build(cls, url: str, pools: UpstreamPools, transport_name: str, settings: TransportSettings,
+              *, pass_host_header: bool = True, preserve_path: bool = False) -> ServerForwarder:
+        parsed = parse_server_url(url)
+        pool = pools.get(parsed.scheme, parsed.host, parsed.port, transport_name, settings)
+        return cls(url, pool, pass_host_header=pass_host_header, preserve_path=preserve_path)
+
+    def handle(self, ex: Exchange) -> None:
+        flags = ex.flags
+        if flags & X_XF_MATERIALIZED:
+            finalize_xff(ex)
+            xf = b""
+        else:
+            conn = ex.conn
+            if conn.xf_key == ex.authority and not flags & X_XF_SLOW and ex.xff_prior is None:
+                xf = conn.xf_block
+            else:
+                xf = forwarded_block(ex)
+        path = ex.path
+        if self.preserve_path:
+            path = _join_path(self.server_path, path)
+        query = ex.query
+        target = path if query is None else path + b"?" + query
+        host = ex.authority if self.pass_host_header and ex.authority else self.host_header
+        headers = ex.headers
+        upgrade = ex.upgrade
+        parts = [ex.method, b" ", target, b" HTTP/1.1\r\nHost: ", host, b"\r\n"]
+        if headers:
+            if upgrade is not None:
+                headers = [(canonical_header_name(n), v) for n, v in headers]
+            parts.append(b"\r\n".join(map(b": ".join, headers)))
+            parts.append(b"\r\n")
+        parts.append(xf)
+        length = ex.body_length
+        if length > 0:
+            parts.append(b"Content-Length: %d\r\n" % length)
+        elif length < 0:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        elif ex.method in _EMPTY_BODY_METHODS:
+            parts.append(b"Content-Length: 0\r\n")
+        if upgrade is not None:
+            parts.append(b"Connection: Upgrade\r\nUpgrade: " + upgrade + b"\r\n")
+        if flags & X_TE_TRAILERS:
+            parts.append(b"Te: trailers\r\n")
+        parts.append(b"\r\n")
+        idle = self.pool.idle
+        while idle:
+            upstream = idle.pop()
+            if not upstream.closed:
+                upstream.start(ex, b"".join(parts), True)
+                return
+        self.pool.dial(ex, b"".join(parts))
