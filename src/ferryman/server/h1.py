@@ -558,6 +558,8 @@ class H1Connection(asyncio.Protocol):
             return
         if ex is not None and ex.body_length:
             ex.end_body(trailers or None)
+        if self._active is None and not self._queue:
+            self._go_idle()
 
     # =========================================================================== routing
 
@@ -604,11 +606,15 @@ class H1Connection(asyncio.Protocol):
             self._close()
             return
         if self._cur is None:
-            now = ep.now
-            self.idle_since = now
-            idle = ep.settings.idle_timeout or ep.settings.read_timeout
-            self._deadline_read = now + idle if idle > 0 else 0.0
-            self._deadline_write = 0.0
+            self._go_idle()
+
+    def _go_idle(self) -> None:
+        ep = self._ep
+        now = ep.now
+        self.idle_since = now
+        idle = ep.settings.idle_timeout or ep.settings.read_timeout
+        self._deadline_read = now + idle if idle > 0 else 0.0
+        self._deadline_write = 0.0
 
     def _dispatch_queued(self, ex: Exchange) -> None:
         if self._state == ST_CLOSED or ex is not self._active:
@@ -741,11 +747,7 @@ class H1Connection(asyncio.Protocol):
                 self._close()
                 return
             self._sent_continue = False
-            now = ep.now
-            self.idle_since = now
-            idle = ep.settings.idle_timeout or ep.settings.read_timeout
-            self._deadline_read = now + idle if idle > 0 else 0.0
-            self._deadline_write = 0.0
+            self._go_idle()
             return
         self._response_done(ex)
 
@@ -883,11 +885,26 @@ class H1Connection(asyncio.Protocol):
 
     def _reject(self, status: int, detail: str) -> None:
         payload = error_response(status, detail)
-        self._state = ST_UPGRADE_WAIT  # stop parsing; bytes are ignored from now on
-        self._early = b""
+        cur = self._cur
         self._cur = None
+        self._state = ST_UPGRADE_WAIT  # stop parsing; later bytes are ignored
+        self._early = b""
         self._pause(R_UPGRADE)
-        if self._active is not None and not self._active.done:
+        active = self._active
+        if cur is not None:
+            # The error is in a request body: answer it only if nothing was answered yet.
+            if cur is active and not cur.done and cur.status == 0 and self._pending is None:
+                cur.done = True
+                self._active = None
+                producer = cur.producer
+                if producer is not None:
+                    producer.downstream_lost()
+                self._write(payload)
+                self._close()
+            else:
+                self.abort()
+            return
+        if active is not None and not active.done:
             self._pending_error = payload  # answer in order, after the in-flight response
             return
         self.flush()
