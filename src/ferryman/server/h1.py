@@ -148,6 +148,10 @@ ST_HTTP: Final = 1
 ST_UPGRADE_WAIT: Final = 2
 ST_TUNNEL: Final = 3
 ST_CLOSED: Final = 4
+ST_LINGER: Final = 5    # error answered, write side shut: discard input briefly, then close
+
+#: Go's ``rstAvoidanceDelay``: how long to read and discard after an error answer before closing.
+_LINGER: Final = 0.5
 
 _DISCARD_LIMIT: Final = 256 * 1024
 _BIG_CHUNK: Final = 16 * 1024
@@ -267,15 +271,12 @@ class H1Connection(asyncio.Protocol):
             self.flush()
 
     def eof_received(self) -> bool | None:
-        state = self._state
-        if state == ST_TUNNEL:
+        # Go cancels the in-flight request when the client half-closes; so do we (close fully).
+        if self._state == ST_TUNNEL:
             peer = self._peer
             if peer is not None:
                 peer.tunnel_eof()
-            return False
-        # Half-closed client: answer what is in flight, then close.
-        self._keep_alive = False
-        return self._active is not None or self._cur is not None
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._state = ST_CLOSED
@@ -797,7 +798,7 @@ class H1Connection(asyncio.Protocol):
         if self._pending_error is not None:
             self._write(self._pending_error)
             self._pending_error = None
-            self._close()
+            self._linger()
             return
         if ex.upgrade is not None or not self._keep_alive:
             self._close()
@@ -851,6 +852,7 @@ class H1Connection(asyncio.Protocol):
             self._early += data
         elif state == ST_PROXY:
             self._on_proxy_data(data)
+        # ST_LINGER: discard
 
     def _on_proxy_data(self, data: bytes) -> None:
         buf = self._proxy_buf + data if self._proxy_buf else data
@@ -900,7 +902,7 @@ class H1Connection(asyncio.Protocol):
                 if producer is not None:
                     producer.downstream_lost()
                 self._write(payload)
-                self._close()
+                self._linger()
             else:
                 self.abort()
             return
@@ -909,7 +911,21 @@ class H1Connection(asyncio.Protocol):
             return
         self.flush()
         self._write(payload)
-        self._close()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after an error answer without losing it to a TCP reset (Go's closeWriteAndWait):
+        shut the write side, keep reading and discarding for a moment, then close."""
+        transport = self._transport
+        if self._state == ST_CLOSED or transport is None:
+            return
+        self._state = ST_LINGER
+        self._paused = 0
+        transport.resume_reading()
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._deadline_read = self._ep.now + _LINGER
+        self._deadline_write = 0.0
 
     def _pause(self, reason: int) -> None:
         if not self._paused and self._transport is not None and self._state != ST_CLOSED:

@@ -404,6 +404,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.deadline = 0.0
             self.pool.registry.unwatch(self)
         self._started = True
+        self._info = True  # llhttp completes the 101 "message"; the tunnel starts after it
         headers.append((b"Connection", b"Upgrade"))
         headers.append((b"Upgrade", offered))
         sink.send_head(101, headers, -1)
@@ -416,6 +417,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self._tunnel = True
+        self._info = False
         ex.downstream.start_tunnel(self)
         if rest and self.sink is not None:
             sink.send_data(rest)
