@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import random
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import uvloop
@@ -139,10 +142,7 @@ def proxy(routes: Routes | Handler | None, settings: EntryPointSettings | None =
     lt = LoopThread()
     pools = pools or UpstreamPools()
     table: Routes | None
-    if routes is None or isinstance(routes, Routes):
-        table = routes
-    else:
-        table = Routes(Route("catchall", routes))
+    table = routes if routes is None or isinstance(routes, Routes) else Routes(Route("catchall", routes))
     settings = settings or EntryPointSettings(name="web", host="127.0.0.1", port=0)
     ep = EntryPoint(settings, table, hostname="ferryman-test", **kw)
     try:
@@ -416,3 +416,39 @@ def poll(predicate: Callable[[], bool], deadline: float = DEADLINE, interval: fl
             return True
         time.sleep(interval)
     return predicate()
+
+
+# --------------------------------------------------------------------------------------------
+# TLS
+
+
+def self_signed_context(directory: Path) -> ssl.SSLContext:
+    """A server context with a fresh self-signed certificate for ``localhost``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                          serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    return ctx
+
+
+def tls_exchange(port: int, raw: bytes, *, timeout: float = DEADLINE) -> Message:
+    client = ssl.create_default_context()
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw_sock, \
+            client.wrap_socket(raw_sock, server_hostname="localhost") as sock:
+        sock.sendall(raw)
+        return read_response(Reader(sock))

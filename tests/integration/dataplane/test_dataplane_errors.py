@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 
 import pytest
-
-from ferryman.upstream import TransportSettings, UpstreamPools
 from tests.integration.dataplane.dp_support import (
     Backend,
     Message,
@@ -23,6 +22,8 @@ from tests.integration.dataplane.dp_support import (
     response,
     settings,
 )
+
+from ferryman.upstream import TransportSettings, UpstreamPools
 
 GO_400 = b"400 Bad Request"
 
@@ -180,10 +181,8 @@ def test_dial_timeout_gives_504() -> None:
     for _ in range(8):
         s = socket.socket()
         s.setblocking(False)
-        try:
+        with contextlib.suppress(BlockingIOError):
             s.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
         fillers.append(s)
     pools = UpstreamPools()
     transport = TransportSettings(dial_timeout=0.3)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 
-from ferryman.upstream import UpstreamPools
 from tests.integration.dataplane.dp_support import (
     Backend,
     Message,
@@ -22,6 +21,8 @@ from tests.integration.dataplane.dp_support import (
     response,
     settings,
 )
+
+from ferryman.upstream import UpstreamPools
 
 
 def test_get_is_proxied_with_forwarded_headers() -> None:

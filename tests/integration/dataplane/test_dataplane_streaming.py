@@ -11,14 +11,11 @@ import tracemalloc
 from collections.abc import Iterator
 
 import pytest
-
-from ferryman.upstream import UpstreamPools
 from tests.integration.dataplane.dp_support import (
     Backend,
     Message,
     Reader,
     exchange,
-    http_backend,
     lb,
     poll,
     proxy,
@@ -26,6 +23,8 @@ from tests.integration.dataplane.dp_support import (
     read_response,
     response,
 )
+
+from ferryman.upstream import UpstreamPools
 
 SIZE = 10 * 1024 * 1024
 CHUNK = bytes(range(256)) * 256  # 64 KiB, reused: the test side allocates nothing per chunk
