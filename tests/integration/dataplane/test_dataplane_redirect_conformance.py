@@ -22,12 +22,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-
-from ferryman.dynamic.models import Middleware, RedirectScheme
-from ferryman.errors import ConfigError
-from ferryman.http.exchange import Handler
-from ferryman.middlewares import build_middleware
-from ferryman.middlewares.redirect_scheme import RedirectSchemeHandler
 from tests.integration.dataplane.dp_support import (
     Message,
     Proxy,
@@ -38,6 +32,18 @@ from tests.integration.dataplane.dp_support import (
     settings,
     tls_exchange,
 )
+
+from ferryman.dynamic.models import Middleware, RedirectScheme
+from ferryman.errors import ConfigError
+from ferryman.http.exchange import Handler
+from ferryman.middlewares import build_middleware
+from ferryman.middlewares.redirect_scheme import RedirectSchemeHandler
+
+
+def mw(kind: str, config: object) -> Middleware:
+    """A middleware model from Traefik's keys."""
+    return Middleware.model_validate({kind: config})
+
 
 
 def _shared() -> Path:
@@ -63,7 +69,7 @@ def _handler(config: dict[str, Any], nxt: Handler) -> Handler:
         model = RedirectScheme(**public)
         return RedirectSchemeHandler("conformance", nxt, model.scheme, model.port, model.permanent,
                                      force_permanent_redirect=True)
-    return build_middleware("conformance", Middleware(redirectScheme=public), nxt)
+    return build_middleware("conformance", mw("redirectScheme", public), nxt)
 
 
 def _wire_request(req: dict[str, Any]) -> bytes:
@@ -97,7 +103,7 @@ def test_redirect_scheme_conformance(case: dict[str, Any], tls_context: ssl.SSLC
     responder = Responder(200, b"forwarded")
     if case.get("config_error"):
         with pytest.raises(ConfigError):
-            build_middleware("conformance", Middleware(redirectScheme={"scheme": ""}), responder)
+            build_middleware("conformance", mw("redirectScheme", {"scheme": ""}), responder)
         return
     req = case["request"]
     tls = bool(req["tls"])
