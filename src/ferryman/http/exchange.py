@@ -135,6 +135,9 @@ class Downstream(ResponseSink, Protocol):
 ResponseHook = Callable[["Exchange", int, Headers], int]
 
 
+#: Request body bytes kept while no consumer is attached (e.g. during a dial) before pausing the client.
+BODY_BUFFER_LIMIT = 256 * 1024
+
 # Exchange.flags bits.
 X_EXPECT = 1
 X_WEBSOCKET = 2
@@ -185,7 +188,7 @@ class Exchange:
     """One request/response. See the module docstring for the contract."""
 
     __slots__ = (
-        "_body_buf", "_body_done", "_consumer", "_hooks", "_match", "_producer", "authority",
+        "_body_buf", "_body_done", "_buf_bytes", "_consumer", "_hooks", "_match", "_producer", "authority",
         "body_length", "conn", "done", "downstream", "flags", "headers", "method", "path", "query",
         "router", "service", "sink", "status", "target", "trailers", "upgrade", "version",
         "xff_prior",
@@ -355,18 +358,25 @@ class Exchange:
             self._body_buf = None
             for data in buf:
                 consumer.body_data(data)
+            if self._buf_bytes > BODY_BUFFER_LIMIT and not self.done:
+                self.downstream.resume_body()
         if self._body_done and self._consumer is consumer:
             consumer.body_end(self.trailers)
 
     def feed_body(self, data: bytes) -> None:
-        """Called by the downstream for each body chunk."""
+        """Called by the downstream for each body chunk (buffered, bounded, until a consumer is set)."""
         consumer = self._consumer
         if consumer is not None:
             consumer.body_data(data)
-        elif self._body_buf is None:
+            return
+        if self._body_buf is None:
             self._body_buf = [data]
+            self._buf_bytes = len(data)
         else:
             self._body_buf.append(data)
+            self._buf_bytes += len(data)
+        if self._buf_bytes > BODY_BUFFER_LIMIT:
+            self.downstream.pause_body()
 
     def end_body(self, trailers: Headers | None) -> None:
         """Called by the downstream when the request body is complete."""
@@ -407,10 +417,14 @@ class Exchange:
             self._hooks.append(hook)
 
     def send_info(self, status: int, headers: Headers) -> None:
-        self.sink.send_info(status, headers)
+        if not self.done:
+            self.sink.send_info(status, headers)
 
     def send_head(self, status: int, headers: Headers, length: int = -1) -> None:
-        self.sink.send_head(status, headers, length)
+        """Start the response (ignored once the exchange is over: a late writer cannot reach the
+        connection's next exchange)."""
+        if not self.done:
+            self.sink.send_head(status, headers, length)
 
     def send_data(self, data: bytes) -> None:
         self.sink.send_data(data)
@@ -424,7 +438,9 @@ class Exchange:
     def respond(self, status: int, headers: Sequence[tuple[bytes, bytes]] = (), body: bytes = b"",
                 content_type: bytes | None = b"text/plain; charset=utf-8") -> None:
         """Answer locally like Go's server: adds ``Content-Type`` (unless given or ``None``),
-        ``Date`` and the length."""
+        ``Date`` and the length. Does nothing once the exchange is over or its head was sent."""
+        if self.done or self.status:
+            return
         out: Headers = []
         if content_type is not None:
             for name, _ in headers:

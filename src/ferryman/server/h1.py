@@ -159,6 +159,15 @@ _NOT_FOUND_HEADERS: Final = ((b"X-Content-Type-Options", b"nosniff"),)
 _NOT_FOUND_BODY: Final = b"404 page not found\n"
 
 
+# Go's httpguts.ValidHostHeader: the bytes a Host header may contain.
+_HOST_BYTES: Final = frozenset(
+    b"!$%&'()*+,-.0123456789:;=ABCDEFGHIJKLMNOPQRSTUVWXYZ[]_abcdefghijklmnopqrstuvwxyz~")
+
+
+def _valid_host(host: bytes) -> bool:
+    return all(c in _HOST_BYTES for c in host)
+
+
 def _new_view() -> MatchView:
     """A per-connection view, re-pointed at each request for routing (saves an allocation)."""
     return MatchView.__new__(MatchView)
@@ -181,7 +190,8 @@ class H1Connection(asyncio.Protocol):
         "_discard", "_discarded", "_early", "_ep", "_flags", "_head_bytes", "_head_open", "_headers",
         "_host", "_http10", "_keep_alive", "_max_head", "_out", "_parser", "_paused", "_peer",
         "_pending", "_pending_error", "_proxy_buf", "_queue", "_requests", "_rx", "_sent_continue",
-        "_spsize", "_started", "_state", "_transport", "_upgrade_val", "_url", "_view", "_xff", "idle_since",
+        "_spsize", "_started", "_state", "_transport", "_upgrade_val", "_url", "_valid_host", "_view", "_xff",
+        "idle_since",
         "info", "write_paused",
     )
 
@@ -227,6 +237,7 @@ class H1Connection(asyncio.Protocol):
         self.write_paused = False
         self.info: ConnInfo | None = None
         self._view = _new_view()
+        self._valid_host = b""
 
     # =========================================================================== asyncio side
 
@@ -432,6 +443,10 @@ class H1Connection(asyncio.Protocol):
             if not http10 and method != b"CONNECT":
                 raise _Reject(400, "missing required Host header")
             host = b""
+        elif host != self._valid_host:
+            if not _valid_host(host):
+                raise _Reject(400, "malformed Host header")
+            self._valid_host = host
         url = target = self._url
         query: bytes | None
         if url[:1] == b"/":

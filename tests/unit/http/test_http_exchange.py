@@ -209,3 +209,32 @@ def test_flag_properties_round_trip() -> None:
         assert getattr(ex, name) is False
     ex.xf_present = 5
     assert ex.xf_present == 5 and ex.flags & 0xFF == 0
+
+
+def test_buffered_body_is_bounded_until_a_consumer_arrives() -> None:
+    from ferryman.http.exchange import BODY_BUFFER_LIMIT
+    ex, down = make(body_length=-1)
+    chunk = b"x" * 65536
+    for _ in range(BODY_BUFFER_LIMIT // len(chunk) + 1):
+        ex.feed_body(chunk)
+    assert ("pause", None) in down.calls
+    got: list[int] = []
+
+    class Consumer:
+        def body_data(self, data: bytes) -> None:
+            got.append(len(data))
+
+        def body_end(self, trailers: Headers | None) -> None:
+            pass
+
+    ex.set_body_consumer(Consumer())
+    assert sum(got) > BODY_BUFFER_LIMIT and down.calls[-1] == ("resume", None)
+
+
+def test_writes_after_the_exchange_is_over_are_ignored() -> None:
+    ex, down = make()
+    ex.respond(200, (), b"first")
+    ex.done = True
+    ex.respond(500, (), b"late")
+    ex.send_head(200, [], 0)
+    assert [c[0] for c in down.calls] == ["head", "data", "end"]
