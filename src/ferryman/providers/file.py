@@ -9,6 +9,7 @@ message without configuration: the watcher keeps the last good one and reports t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -84,16 +85,28 @@ class FileProvider:
         return changed.endswith(SUFFIXES) or os.path.isdir(changed)
 
     async def run(self, emit: Emit) -> None:
-        emit(await asyncio.to_thread(self.load))
-        if not self.watch:
+        roots = [str(p) for p in self._watch_roots() if p.exists()] if self.watch else []
+        if self.watch and not roots:
+            log.error("file provider: nothing to watch at %s", ", ".join(map(str, self._watch_roots())))
+        if not roots:
+            emit(await asyncio.to_thread(self.load))
             return
         import watchfiles
 
-        roots = [str(p) for p in self._watch_roots() if p.exists()]
-        if not roots:
-            log.error("file provider: nothing to watch at %s", ", ".join(map(str, self._watch_roots())))
-            return
-        async for changes in watchfiles.awatch(*roots, debounce=self.debounce_ms, step=25,
-                                               watch_filter=None, recursive=self.directory is not None):
-            if any(self._relevant(path) for _change, path in changes):
-                emit(await asyncio.to_thread(self.load))
+        changes_iter = watchfiles.awatch(*roots, debounce=self.debounce_ms, step=25, watch_filter=None,
+                                         recursive=self.directory is not None)
+        # Start watching *before* the first read, so an edit made right after it is never missed:
+        # the generator's first step installs the inotify watches, then waits in a thread.
+        pending = asyncio.ensure_future(changes_iter.__anext__())
+        await asyncio.sleep(0)
+        try:
+            emit(await asyncio.to_thread(self.load))
+            while True:
+                changes = await pending
+                if any(self._relevant(path) for _change, path in changes):
+                    emit(await asyncio.to_thread(self.load))
+                pending = asyncio.ensure_future(changes_iter.__anext__())
+        finally:
+            pending.cancel()
+            with contextlib.suppress(RuntimeError, asyncio.CancelledError):
+                await changes_iter.aclose()

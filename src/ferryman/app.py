@@ -1,0 +1,235 @@
+"""Composition root: static configuration → entry points, providers, watcher → merge → compile → swap.
+
+The only module that wires everything together; nothing imports it (except the CLI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Mapping
+from typing import Any
+
+from ferryman.control.compile import Builders, Snapshot, compile_snapshot
+from ferryman.control.watcher import Watcher
+from ferryman.dynamic.merge import MAX_INT, EntryPointInfo, MergeSettings, Redirect, merge
+from ferryman.dynamic.models import (
+    Configuration,
+    Domain,
+    HTTPConfiguration,
+    Router,
+    RouterTLS,
+    ServersTransport,
+)
+from ferryman.errors import ConfigError
+from ferryman.http.exchange import Exchange, Handler
+from ferryman.middlewares import build_middleware
+from ferryman.providers.base import Provider, ProviderMessage
+from ferryman.providers.file import FileProvider
+from ferryman.server.entrypoint import EntryPoint, EntryPointSettings
+from ferryman.services import build_load_balancer, build_weighted
+from ferryman.static import LoadedStatic, StaticConfig
+from ferryman.tasks import spawn
+from ferryman.upstream.pool import UpstreamPools
+from ferryman.upstream.settings import TransportSettings
+
+log = logging.getLogger("ferryman")
+
+
+def _fields(**kw: Any) -> dict[str, Any]:
+    return {"fields": kw}
+
+
+class NoopService:
+    """``noop@internal``: answers 200 with an empty body (it sits behind redirect middlewares)."""
+
+    def handle(self, ex: Exchange) -> None:
+        ex.respond(200, (), b"", content_type=None)
+
+
+class PingService:
+    """``ping@internal``: 200 ``OK`` while serving; 503 until the first configuration is applied
+    (unlike Traefik, so a load balancer never sends traffic to a cold instance), and
+    ``terminatingStatusCode`` while draining."""
+
+    def __init__(self, app: App, terminating_status: int) -> None:
+        self.app = app
+        self.terminating_status = terminating_status
+
+    def handle(self, ex: Exchange) -> None:
+        if self.app.terminating:
+            status, body = self.terminating_status, b""
+        elif not self.app.ready:
+            status, body = 503, b"not ready: no configuration applied yet"
+        else:
+            status, body = 200, b"OK"
+        ex.respond(status, (), b"" if ex.method == b"HEAD" else body)
+
+
+def merge_settings(static: StaticConfig, bound: Mapping[str, int] | None = None) -> MergeSettings:
+    """Merge settings from the static configuration; ``bound`` gives the real ports of entry points
+    bound to port 0 (redirections then point at the port actually served)."""
+    infos: list[EntryPointInfo] = []
+    for name, ep in static.entry_points.items():
+        http = ep.http
+        tls: bool | RouterTLS = False
+        if http.tls is not None:
+            tls = RouterTLS(options=http.tls.options, cert_resolver=http.tls.cert_resolver,
+                            domains=tuple(Domain(main=d.main, sans=tuple(d.sans)) for d in http.tls.domains))
+        redirect = None
+        if http.redirections is not None and http.redirections.entry_point is not None:
+            r = http.redirections.entry_point
+            redirect = Redirect(to=r.to, scheme=r.scheme, permanent=r.permanent, priority=r.priority)
+        infos.append(EntryPointInfo(
+            name=name, port=(bound or {}).get(name, ep.listen.port), protocol=ep.listen.protocol, as_default=ep.as_default,
+            middlewares=tuple(http.middlewares), tls=tls, redirect=redirect,
+            allow_acme_bypass=ep.allow_acme_by_pass))
+    return MergeSettings(entry_points=tuple(infos), default_rule_syntax=static.core.default_rule_syntax,
+                         precedence=tuple(static.providers.precedence),
+                         internal_services=("noop", "ping"))
+
+
+def static_transport(static: StaticConfig) -> ServersTransport:
+    st = static.servers_transport
+    ft = st.forwarding_timeouts
+    return ServersTransport.model_validate({
+        "insecureSkipVerify": st.insecure_skip_verify,
+        "rootCAs": list(st.root_cas),
+        "maxIdleConnsPerHost": st.max_idle_conns_per_host,
+        "forwardingTimeouts": {"dialTimeout": ft.dial_timeout,
+                               "responseHeaderTimeout": ft.response_header_timeout,
+                               "idleConnTimeout": ft.idle_conn_timeout},
+    })
+
+
+def internal_configuration(static: StaticConfig) -> Configuration:
+    """What Traefik's internal provider adds (redirect routers come from merge settings)."""
+    routers: dict[str, Router] = {}
+    if static.ping is not None and not static.ping.manual_routing:
+        routers["ping"] = Router(rule="PathPrefix(`/ping`)", entry_points=(static.ping.entry_point,),
+                                 service="ping@internal", priority=MAX_INT)
+    return Configuration(http=HTTPConfiguration(routers=routers))
+
+
+class App:
+    def __init__(self, loaded: LoadedStatic) -> None:
+        self.loaded = loaded
+        self.static = loaded.config
+        self.ready = False
+        self.terminating = False
+        self.entry_points: dict[str, EntryPoint] = {}
+        self.snapshot: Snapshot | None = None
+        self.settings = merge_settings(self.static)
+        self.internal = internal_configuration(self.static)
+        self.transport = static_transport(self.static)
+        self.pools = UpstreamPools()
+        internal: dict[str, Handler] = {"noop@internal": NoopService()}
+        if self.static.ping is not None:
+            internal["ping@internal"] = PingService(self, self.static.ping.terminating_status_code)
+        self.builders = Builders(
+            load_balancer=lambda name, model, tname, transport: build_load_balancer(
+                name, model, TransportSettings.from_model(transport), self.pools, transport_name=tname),
+            weighted=lambda name, model, children: build_weighted(name, model, children),
+            middleware=lambda name, model, nxt: build_middleware(name, model, nxt),
+            internal=internal,
+        )
+        self._reported: set[str] = set()
+
+    # -- configuration ---------------------------------------------------------------------------
+
+    def providers(self) -> list[Provider]:
+        found: list[Provider] = []
+        file = self.static.providers.file
+        if file is not None:
+            found.append(FileProvider(filename=file.filename, directory=file.directory, watch=file.watch))
+        return found
+
+    def apply(self, configs: Mapping[str, Configuration], messages: Mapping[str, ProviderMessage]) -> None:
+        all_configs = {**configs, "internal": self.internal}
+        rejected = {name: msg.problems for name, msg in messages.items() if msg.problems}
+        merged = merge(all_configs, self.settings, rejected=rejected)
+        snapshot = compile_snapshot(merged, list(self.entry_points), self.builders,
+                                    static_transport=self.transport)
+        for name, ep in self.entry_points.items():
+            ep.routes = snapshot.table(name)
+        self.snapshot = snapshot
+        if messages:
+            self.ready = True
+        self._report(snapshot, messages)
+
+    def _report(self, snapshot: Snapshot, messages: Mapping[str, ProviderMessage]) -> None:
+        current: set[str] = set()
+        for msg in messages.values():
+            for warning in msg.warnings:
+                current.add(f"W provider {msg.provider}: {warning}")
+        for diag in snapshot.diagnostics:
+            current.add(("E " if diag.level == "error" else "W ") + diag.render())
+        for line in sorted(current - self._reported):
+            level = logging.ERROR if line.startswith("E ") else logging.WARNING
+            log.log(level, line[2:])
+        self._reported = current
+        routers = sum(len(t) for t in snapshot.tables.values())
+        if messages:
+            log.info("configuration applied", extra=_fields(
+                routers=routers, disabled=len([r for r in snapshot.merged.routers.values()
+                                               if not r.serving]) + len(snapshot.disabled),
+                compileSeconds=round(snapshot.seconds, 4)))
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def main(self) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+        for name, ep in self.static.entry_points.items():
+            if ep.listen.protocol != "tcp":
+                log.warning("entry point %s: UDP entry points are not implemented yet; ignored", name)
+                continue
+            server = EntryPoint(EntryPointSettings.from_static(name, ep))
+            try:
+                await server.start()
+            except OSError as exc:
+                log.error("%s", ConfigError(f"cannot listen on {ep.address}: {exc.strerror or exc}",
+                                            source="static configuration", path=f"entryPoints.{name}.address",
+                                            fix="free the port or choose another address"))
+                await self._close()
+                return 1
+            self.entry_points[name] = server
+            host = ep.listen.host or "0.0.0.0"
+            log.info("entry point listening", extra=_fields(
+                entryPointName=name, address=f"{host}:{server.bound_port}"))
+
+        self.settings = merge_settings(self.static, {n: ep.bound_port for n, ep in self.entry_points.items()})
+        # Serve the internal routes (ping) before any provider speaks.
+        self.apply({}, {})
+        watcher = Watcher(self.static.providers.providers_throttle_duration, self.apply)
+        self.watcher = watcher
+        tasks = [spawn(p.run(watcher.submit), name=f"provider-{p.name}") for p in self.providers()]
+        if not tasks:
+            self.ready = True
+            log.info("configuration applied", extra=_fields(routers=0, providers=0))
+
+        await stop.wait()
+        log.info("shutting down: draining entry points", extra=_fields(
+            graceTimeOut={n: ep.settings.grace_timeout for n, ep in self.entry_points.items()}))
+        self.terminating = True
+        watcher.close()
+        for task in tasks:
+            task.cancel()
+        await self._close()
+        log.info("stopped")
+        return 0
+
+    async def _close(self) -> None:
+        await asyncio.gather(*(ep.shutdown() for ep in self.entry_points.values()),
+                             return_exceptions=True)
+        self.pools.close()
+
+
+def run(loaded: LoadedStatic) -> int:
+    import uvloop
+
+    return uvloop.run(App(loaded).main())

@@ -1,0 +1,149 @@
+"""Compile: a merged configuration becomes a :class:`Snapshot` the entry points serve from.
+
+Every handler is built here, once: services (load balancers, weighted splits), each router's
+middleware chain wrapped around its service, and per entry point a host-indexed routing table.
+A builder that refuses its configuration (``ConfigError``) disables that element and everything
+that depends on it, with the reason; the rest compiles. Pure CPU work, timed as ``seconds``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ferryman.control.routing import RouteEntry, RoutingTable, build_routing_table
+from ferryman.dynamic.merge import Diagnostic, Merged
+from ferryman.dynamic.models import LoadBalancer, Middleware, ServersTransport, Weighted
+from ferryman.errors import ConfigError
+from ferryman.http.exchange import Handler
+
+
+@dataclass(frozen=True)
+class Builders:
+    """The data plane's factories (injected, so compile stays testable without sockets)."""
+
+    load_balancer: Callable[[str, LoadBalancer, str, ServersTransport], Handler]
+    weighted: Callable[[str, Weighted, Mapping[str, Handler]], Handler]
+    middleware: Callable[[str, Middleware, Handler], Handler]
+    internal: Mapping[str, Handler] = field(default_factory=dict)  # "noop@internal" -> handler
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the entry points serve: immutable, swapped in one assignment per entry point."""
+
+    merged: Merged
+    #: entry point -> routing table of plain-HTTP routers
+    tables: Mapping[str, RoutingTable[Handler]]
+    #: entry point -> routing table of TLS routers (served once TLS termination exists)
+    tls_tables: Mapping[str, RoutingTable[Handler]]
+    #: element name -> why compile disabled it (on top of merge's own statuses)
+    disabled: Mapping[str, str]
+    diagnostics: tuple[Diagnostic, ...]
+    seconds: float
+
+    def table(self, entry_point: str, *, tls: bool = False) -> RoutingTable[Handler]:
+        tables = self.tls_tables if tls else self.tables
+        found = tables.get(entry_point)
+        return found if found is not None else EMPTY_TABLE
+
+
+EMPTY_TABLE: RoutingTable[Handler] = build_routing_table([])
+
+
+def _default_transport(merged: Merged, static_default: ServersTransport) -> ServersTransport:
+    info = merged.servers_transports.get("default@internal")
+    if info is not None and info.config is not None:
+        return info.config
+    return static_default
+
+
+def compile_snapshot(merged: Merged, entry_points: Sequence[str], builders: Builders, *,
+                     static_transport: ServersTransport | None = None) -> Snapshot:
+    started = time.perf_counter()
+    default_transport = _default_transport(merged, static_transport or ServersTransport())
+    disabled: dict[str, str] = {}
+    diagnostics: list[Diagnostic] = list(merged.diagnostics)
+    services: dict[str, Handler] = {}
+
+    def fail(kind: str, name: str, message: str) -> None:
+        disabled[name] = message
+        diagnostics.append(Diagnostic(kind=kind, name=name, level="error", message=message))
+
+    def service(name: str, stack: tuple[str, ...] = ()) -> Handler | None:
+        if name in services:
+            return services[name]
+        if name in disabled or name in stack:
+            return None
+        internal = builders.internal.get(name)
+        if internal is not None:
+            services[name] = internal
+            return internal
+        info = merged.services.get(name)
+        if info is None or info.status == "disabled" or info.config is None:
+            return None
+        cfg = info.config
+        try:
+            handler: Handler | None
+            if cfg.load_balancer is not None:
+                tname = cfg.load_balancer.servers_transport or "default@internal"
+                tinfo = merged.servers_transports.get(tname)
+                transport = tinfo.config if tinfo is not None and tinfo.config is not None else default_transport
+                handler = builders.load_balancer(name, cfg.load_balancer, tname, transport)
+            elif cfg.weighted is not None:
+                children: dict[str, Handler] = {}
+                for ref in cfg.weighted.services:
+                    child = service(ref.name, (*stack, name))
+                    if child is None:
+                        fail("http.services", name, f'child service "{ref.name}" is not available')
+                        return None
+                    children[ref.name] = child
+                handler = builders.weighted(name, cfg.weighted, children)
+            else:
+                raise ConfigError(f"{info.kind} services are not implemented yet in ferryman 0.1")
+        except ConfigError as exc:
+            fail("http.services", name, exc.message if exc.message else str(exc))
+            return None
+        services[name] = handler
+        return handler
+
+    def router_handler(name: str, service_name: str, chain: Sequence[str]) -> Handler | None:
+        handler = service(service_name)
+        if handler is None:
+            why = disabled.get(service_name)
+            fail("http.routers", name, f'service "{service_name}" is not available'
+                 + (f": {why}" if why else ""))
+            return None
+        for mw_name in reversed(chain):
+            info = merged.middlewares.get(mw_name)
+            if info is None or info.config is None or info.status == "disabled":
+                fail("http.routers", name, f'middleware "{mw_name}" is not available')
+                return None
+            try:
+                handler = builders.middleware(mw_name, info.config, handler)
+            except ConfigError as exc:
+                fail("http.routers", name, f'middleware "{mw_name}": {exc.message or exc}')
+                return None
+        return handler
+
+    tables: dict[str, RoutingTable[Handler]] = {}
+    tls_tables: dict[str, RoutingTable[Handler]] = {}
+    built: dict[tuple[str, tuple[str, ...]], Handler | None] = {}
+    for ep in entry_points:
+        for tls, out in ((False, tables), (True, tls_tables)):
+            entries: list[RouteEntry[Handler]] = []
+            for info in merged.routers_on(ep, tls=tls):
+                if info.rule is None or info.name in disabled:
+                    continue
+                key = (info.name, info.middleware_chain)
+                if key not in built:
+                    built[key] = router_handler(info.name, info.service, info.middleware_chain)
+                handler = built[key]
+                if handler is None:
+                    continue
+                entries.append(RouteEntry(info.name, info.rule, info.priority, info.provider_rank, handler))
+            if entries:
+                out[ep] = build_routing_table(entries)
+    return Snapshot(merged=merged, tables=tables, tls_tables=tls_tables, disabled=disabled,
+                    diagnostics=tuple(diagnostics), seconds=time.perf_counter() - started)
