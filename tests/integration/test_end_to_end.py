@@ -258,3 +258,52 @@ def test_slow_clients_are_cut_off(ferryman: StartFerryman, hello: Callable[[str]
         while chunk := s.recv(65536):
             data += chunk
         assert time.monotonic() - started < 5  # closed by ferryman, not by our timeout
+
+
+def test_files_added_and_removed_in_watched_directory(ferryman: StartFerryman, hello: Callable[[str], int]) -> None:
+    a, b = hello("a"), hello("b")
+    fm = ferryman(dynamic={"http": {"routers": {"a": {"rule": "Host(`a`)", "service": "a"}},
+                                    "services": {"a": lb(a)}}})
+    port = fm.ports["web"]
+    assert get(port, host="b")[0] == 404
+    extra = fm.write_dynamic("more.toml", '[http.routers.b]\nrule = "Host(`b`)"\nservice = "b"\n'
+                                          f'[[http.services.b.loadBalancer.servers]]\nurl = "http://127.0.0.1:{b}"\n')
+    poll_until(lambda: get(port, host="b")[2] == b"Hello from b\n", 5, what="file added")
+    extra.unlink()
+    poll_until(lambda: get(port, host="b")[0] == 404, 5, what="file removed")
+    assert get(port, host="a")[2] == b"Hello from a\n"
+
+
+def test_ping_and_healthcheck_command(ferryman: StartFerryman, hello: Callable[[str], int]) -> None:
+    import subprocess
+
+    from tests.support.procs import VENV_BIN
+
+    backend = hello("v1")
+    fm = ferryman(static={"entryPoints": {"web": {"address": "127.0.0.1:0"},
+                                          "traefik": {"address": "127.0.0.1:0"}},
+                          "ping": {}},
+                  dynamic={"http": {"routers": {"app": {"rule": "PathPrefix(`/`)", "service": "v1"}},
+                                    "services": {"v1": lb(backend)}}})
+    status, _, body = get(fm.ports["traefik"], "/ping")
+    assert (status, body) == (200, b"OK")
+    # The ping router lives on the traefik entry point only.
+    assert get(fm.ports["web"], "/ping")[2] == b"Hello from v1\n"
+    cfg = fm.workdir / "hc.yml"
+    cfg.write_text(f"entryPoints:\n  traefik:\n    address: 127.0.0.1:{fm.ports['traefik']}\nping: {{}}\n")
+    ok = subprocess.run([str(VENV_BIN / "ferryman"), "healthcheck", f"--configFile={cfg}"],
+                        capture_output=True, timeout=30)
+    assert ok.returncode == 0, ok.stderr
+    fm.stop()
+    down = subprocess.run([str(VENV_BIN / "ferryman"), "healthcheck", f"--configFile={cfg}"],
+                          capture_output=True, timeout=30)
+    assert down.returncode == 1
+
+
+def test_ping_is_503_until_a_configuration_is_applied(ferryman: StartFerryman) -> None:
+    fm = ferryman(static={"entryPoints": {"traefik": {"address": "127.0.0.1:0"}}, "ping": {},
+                          "providers": {"file": {"filename": "/nonexistent/ferryman/dynamic.yml"}}},
+                  start=False)
+    fm.start(wait_config=False)
+    fm.wait_for(lambda e: "dynamic.yml" in str(e.get("message", "")), 10)
+    assert get(fm.ports["traefik"], "/ping")[0] == 503
