@@ -6,6 +6,7 @@ The only module that wires everything together; nothing imports it (except the C
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from ferryman.dynamic.models import (
     ServersTransport,
 )
 from ferryman.errors import ConfigError
+from ferryman.gcpause import gc_paused
 from ferryman.http.exchange import Exchange, Handler
 from ferryman.middlewares import build_middleware
 from ferryman.providers.base import Provider, ProviderMessage
@@ -135,6 +137,7 @@ class App:
             internal=internal,
         )
         self._reported: set[str] = set()
+        self._frozen = False
 
     # -- configuration ---------------------------------------------------------------------------
 
@@ -146,11 +149,20 @@ class App:
         return found
 
     def apply(self, configs: Mapping[str, Configuration], messages: Mapping[str, ProviderMessage]) -> None:
+        with gc_paused():
+            self._apply(configs, messages)
+        if messages and not self._frozen:
+            # Startup objects (modules, the first configuration) never become garbage: keep the
+            # collector from walking them on every full pass.
+            self._frozen = True
+            gc.freeze()
+
+    def _apply(self, configs: Mapping[str, Configuration], messages: Mapping[str, ProviderMessage]) -> None:
         all_configs = {**configs, "internal": self.internal}
         rejected = {name: msg.problems for name, msg in messages.items() if msg.problems}
         merged = merge(all_configs, self.settings, rejected=rejected)
         snapshot = compile_snapshot(merged, list(self.entry_points), self.builders,
-                                    static_transport=self.transport)
+                                    static_transport=self.transport, previous=self.snapshot)
         for name, ep in self.entry_points.items():
             ep.routes = snapshot.table(name)
         self.snapshot = snapshot

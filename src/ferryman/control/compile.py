@@ -42,6 +42,9 @@ class Snapshot:
     disabled: Mapping[str, str]
     diagnostics: tuple[Diagnostic, ...]
     seconds: float
+    #: load-balancer handlers by service name with what they were built from, so the next compile
+    #: reuses the ones whose configuration did not change (and keeps their round-robin state)
+    built_services: Mapping[str, tuple[object, Handler]] = field(default_factory=dict)
 
     def table(self, entry_point: str, *, tls: bool = False) -> RoutingTable[Handler]:
         tables = self.tls_tables if tls else self.tables
@@ -60,12 +63,15 @@ def _default_transport(merged: Merged, static_default: ServersTransport) -> Serv
 
 
 def compile_snapshot(merged: Merged, entry_points: Sequence[str], builders: Builders, *,
-                     static_transport: ServersTransport | None = None) -> Snapshot:
+                     static_transport: ServersTransport | None = None,
+                     previous: Snapshot | None = None) -> Snapshot:
     started = time.perf_counter()
     default_transport = _default_transport(merged, static_transport or ServersTransport())
     disabled: dict[str, str] = {}
     diagnostics: list[Diagnostic] = list(merged.diagnostics)
     services: dict[str, Handler] = {}
+    reused = previous.built_services if previous is not None else {}
+    built_services: dict[str, tuple[object, Handler]] = {}
 
     def fail(kind: str, name: str, message: str) -> None:
         disabled[name] = message
@@ -90,7 +96,11 @@ def compile_snapshot(merged: Merged, entry_points: Sequence[str], builders: Buil
                 tname = cfg.load_balancer.servers_transport or "default@internal"
                 tinfo = merged.servers_transports.get(tname)
                 transport = tinfo.config if tinfo is not None and tinfo.config is not None else default_transport
-                handler = builders.load_balancer(name, cfg.load_balancer, tname, transport)
+                key = (cfg.load_balancer, tname, transport)
+                old = reused.get(name)
+                handler = old[1] if old is not None and old[0] == key else \
+                    builders.load_balancer(name, cfg.load_balancer, tname, transport)
+                built_services[name] = (key, handler)
             elif cfg.weighted is not None:
                 children: dict[str, Handler] = {}
                 for ref in cfg.weighted.services:
@@ -146,4 +156,5 @@ def compile_snapshot(merged: Merged, entry_points: Sequence[str], builders: Buil
             if entries:
                 out[ep] = build_routing_table(entries)
     return Snapshot(merged=merged, tables=tables, tls_tables=tls_tables, disabled=disabled,
-                    diagnostics=tuple(diagnostics), seconds=time.perf_counter() - started)
+                    diagnostics=tuple(diagnostics), seconds=time.perf_counter() - started,
+                    built_services=built_services)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -1066,6 +1067,7 @@ def _inherit_observability(own: RouterObservability | None, ep: RouterObservabil
     return own.model_copy(update=update)
 
 
+@functools.lru_cache(maxsize=65536)
 def _check_server_url(url: str) -> str | None:
     if not url:
         return "the URL is empty"

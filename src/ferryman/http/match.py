@@ -78,35 +78,34 @@ _METHODS: Final[dict[bytes, str]] = {
 
 
 class MatchView:
-    """``method``/``host``/``path``/``query``/``client_ip`` and ``header_values(name)`` as ``str``."""
+    """``method``/``host``/``path``/``query``/``client_ip`` and ``header_values(name)`` as ``str``.
 
-    __slots__ = ("_ex", "_host", "_path")
+    ``host`` is computed up front (every routing table needs it; cached per connection); the other
+    fields on first access.
+    """
+
+    __slots__ = ("_ex", "_path", "host")
 
     def __init__(self, ex: Exchange) -> None:
+        self.bind(ex)
+
+    def bind(self, ex: Exchange) -> None:
+        """Point this view at ``ex`` (the server reuses one view per connection for routing)."""
         self._ex = ex
-        self._host: str | None = None
         self._path: str | None = None
+        raw = ex.authority
+        conn = ex.conn
+        if conn.host_raw == raw:
+            self.host = conn.host_canon
+        else:
+            host = self.host = canonical_host(raw.decode("utf-8", "surrogateescape"))
+            conn.host_raw = raw
+            conn.host_canon = host
 
     @property
     def method(self) -> str:
         raw = self._ex.method
         return _METHODS.get(raw) or raw.decode("latin-1")
-
-    @property
-    def host(self) -> str:
-        host = self._host
-        if host is None:
-            ex = self._ex
-            raw = ex.authority
-            conn = ex.conn
-            if conn.host_raw == raw:
-                host = conn.host_canon
-            else:
-                host = canonical_host(raw.decode("utf-8", "surrogateescape"))
-                conn.host_raw = raw
-                conn.host_canon = host
-            self._host = host
-        return host
 
     @property
     def path(self) -> str:

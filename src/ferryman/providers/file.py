@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ferryman.dynamic.decode import decode_files
 from ferryman.errors import ConfigError
+from ferryman.gcpause import gc_paused
 from ferryman.providers.base import ElementProblem, Emit, ProviderMessage
 
 log = logging.getLogger("ferryman.providers.file")
@@ -65,7 +66,8 @@ class FileProvider:
         if self.directory is not None and not self.directory.is_dir():
             return ProviderMessage(self.name, None, error=f"{self.directory}: directory not found")
         try:
-            decoded = decode_files(files)
+            with gc_paused():
+                decoded = decode_files(files)
         except ConfigError as exc:
             return ProviderMessage(self.name, None, error=str(exc))
         problems = tuple(ElementProblem(e.kind, e.name, e.message) for e in decoded.errors)

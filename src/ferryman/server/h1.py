@@ -186,13 +186,50 @@ class H1Connection(asyncio.Protocol):
     """One client connection. Implements :class:`~ferryman.http.exchange.Downstream`."""
 
     __slots__ = (
-        "_active", "_body_trailers", "_cl", "_conn_vals", "_cur", "_deadline_read", "_deadline_write",
-        "_discard", "_discarded", "_early", "_ep", "_flags", "_head_bytes", "_head_open", "_headers",
-        "_host", "_http10", "_keep_alive", "_max_head", "_out", "_parser", "_paused", "_peer",
-        "_pending", "_pending_error", "_proxy_buf", "_queue", "_requests", "_rx", "_sent_continue",
-        "_spsize", "_started", "_state", "_transport", "_upgrade_val", "_url", "_valid_host", "_view", "_xff",
+        "_active",
+        "_body_trailers",
+        "_cl",
+        "_conn_vals",
+        "_cur",
+        "_deadline_read",
+        "_deadline_write",
+        "_discard",
+        "_discarded",
+        "_early",
+        "_ep",
+        "_flags",
+        "_head_bytes",
+        "_head_open",
+        "_headers",
+        "_host",
+        "_http10",
+        "_ka_limits",
+        "_keep_alive",
+        "_max_head",
+        "_out",
+        "_parser",
+        "_paused",
+        "_peer",
+        "_pending",
+        "_pending_error",
+        "_proxy_buf",
+        "_queue",
+        "_read_timeout",
+        "_requests",
+        "_rx",
+        "_sent_continue",
+        "_spsize",
+        "_started",
+        "_state",
+        "_transport",
+        "_upgrade_val",
+        "_url",
+        "_valid_host",
+        "_view",
+        "_xff",
         "idle_since",
-        "info", "write_paused",
+        "info",
+        "write_paused",
     )
 
     def __init__(self, ep: EntryPoint) -> None:
@@ -222,6 +259,8 @@ class H1Connection(asyncio.Protocol):
         self._head_bytes = 0
         self._rx = 0
         self._max_head = ep.settings.max_header_bytes + 4096
+        self._read_timeout = ep.settings.read_timeout
+        self._ka_limits = ep.settings.keep_alive_max_requests > 0 or ep.settings.keep_alive_max_time > 0
         self._url = b""
         self._headers: Headers = []
         self._host: bytes | None = None
@@ -337,10 +376,9 @@ class H1Connection(asyncio.Protocol):
         self._spsize = 0
         if self._active is None and self._cur is None:
             # A new request starts: readTimeout runs from its first byte.
-            ep = self._ep
-            timeout = ep.settings.read_timeout
+            timeout = self._read_timeout
             if timeout > 0:
-                self._deadline_read = ep.now + timeout
+                self._deadline_read = self._ep.now + timeout
             self.idle_since = 0.0
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -513,9 +551,7 @@ class H1Connection(asyncio.Protocol):
             routes = ep.routes
             if routes is not None:
                 view = self._view
-                view._ex = ex
-                view._host = None
-                view._path = None
+                view.bind(ex)
                 entry = routes.match(view)
             else:
                 entry = None
@@ -675,15 +711,9 @@ class H1Connection(asyncio.Protocol):
         else:
             self._out = O_CLOSE
             self._keep_alive = False
-        if self._keep_alive:
-            ep = self._ep
-            settings = ep.settings
-            if ex.upgrade is not None or ex.flags & X_EXPECT or ep.shutting_down or (
-                    settings.keep_alive_max_requests > 0
-                    and self._requests >= settings.keep_alive_max_requests) or (
-                    settings.keep_alive_max_time > 0
-                    and ep.now - self._started > settings.keep_alive_max_time):
-                self._keep_alive = self._keep_alive_after(ex)
+        if self._keep_alive and (ex.upgrade is not None or ex.flags & X_EXPECT or self._ka_limits
+                                 or self._ep.shutting_down):
+            self._keep_alive = self._keep_alive_after(ex)
         if not self._keep_alive:
             parts.append(b"Connection: close\r\n\r\n")
         elif self._http10:
@@ -768,10 +798,19 @@ class H1Connection(asyncio.Protocol):
         self._response_done(ex)
 
     def abort(self) -> None:
+        """Kill the connection now (a failed response, a timeout); the producer is told."""
         ex = self._active
         if ex is not None:
-            ex.done = True
             self._active = None
+            if not ex.done:
+                ex.done = True
+                producer = ex.producer
+                if producer is not None:
+                    producer.downstream_lost()
+        peer = self._peer
+        if peer is not None:
+            self._peer = None
+            peer.downstream_lost()
         self._pending = None
         self._state = ST_CLOSED
         transport = self._transport

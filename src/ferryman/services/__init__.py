@@ -39,7 +39,8 @@ def _not_implemented(name: str, what: str) -> ConfigError:
 def build_load_balancer(name: str, model: LoadBalancer, transport: TransportSettings,
                         pools: UpstreamPools, *, transport_name: str = "",
                         rng: random.Random | None = None) -> Handler:
-    """A ``loadBalancer`` service: one :class:`ServerForwarder` per server behind wrr."""
+    """A ``loadBalancer`` service: one :class:`ServerForwarder` per server behind wrr (a single
+    server is returned as is)."""
     if model.strategy != "wrr":
         raise _not_implemented(name, f"loadBalancer.strategy {model.strategy!r}")
     if model.sticky is not None:
@@ -61,11 +62,14 @@ def build_load_balancer(name: str, model: LoadBalancer, transport: TransportSett
         try:
             forwarder = ServerForwarder.build(server.url, pools, tname, transport,
                                               pass_host_header=model.pass_host_header,
-                                              preserve_path=server.preserve_path)
+                                              preserve_path=server.preserve_path, service=name)
         except ConfigError as exc:
             raise ConfigError(exc.message, path=f"http.services.{name}.loadBalancer.servers[{index}].url",
                               fix=exc.fix) from exc
         children.append((server.url, forwarder, server.weight))
+    usable = [c for c in children if c[2] is None or c[2] > 0]
+    if len(usable) == 1:
+        return usable[0][1]  # one server: no balancing step on the hot path
     return WeightedRoundRobin(name, children)
 
 

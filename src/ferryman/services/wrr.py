@@ -49,12 +49,13 @@ class WeightedRoundRobin:
         return index
 
     def handle(self, ex: Exchange) -> None:
-        ex.service = self.name
+        # ``ex.service`` is set by the leaf (the server forwarder), as Traefik's access log does.
         single = self._single
         if single is not None:
             single.handle(ex)
             return
         if not self._heap:
+            ex.service = self.name
             ex.respond(503, _NOSNIFF, NO_SERVER_BODY)
             return
         self.children[self.pick()].handle(ex)

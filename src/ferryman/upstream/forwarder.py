@@ -92,11 +92,13 @@ def _join_path(base: bytes, path: bytes) -> bytes:
 class ServerForwarder:
     """Handler that proxies to one server (``loadBalancer.servers[i]``)."""
 
-    __slots__ = ("host_header", "pass_host_header", "pool", "preserve_path", "server_path", "url")
+    __slots__ = ("host_header", "pass_host_header", "pool", "preserve_path", "server_path", "service", "url")
 
     def __init__(self, url: str, pool: Pool, *, pass_host_header: bool = True,
-                 preserve_path: bool = False) -> None:
+                 preserve_path: bool = False, service: str | None = None) -> None:
         self.url = url
+        #: The loadBalancer service this server belongs to (``ex.service`` for logs).
+        self.service = service
         parsed = parse_server_url(url)
         self.pool = pool
         self.host_header = parsed.authority
@@ -106,12 +108,14 @@ class ServerForwarder:
 
     @classmethod
     def build(cls, url: str, pools: UpstreamPools, transport_name: str, settings: TransportSettings,
-              *, pass_host_header: bool = True, preserve_path: bool = False) -> ServerForwarder:
+              *, pass_host_header: bool = True, preserve_path: bool = False,
+              service: str | None = None) -> ServerForwarder:
         parsed = parse_server_url(url)
         pool = pools.get(parsed.scheme, parsed.host, parsed.port, transport_name, settings)
-        return cls(url, pool, pass_host_header=pass_host_header, preserve_path=preserve_path)
+        return cls(url, pool, pass_host_header=pass_host_header, preserve_path=preserve_path, service=service)
 
     def handle(self, ex: Exchange) -> None:
+        ex.service = self.service
         flags = ex.flags
         if flags & X_XF_MATERIALIZED:
             finalize_xff(ex)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import contextlib
 import socket
+import threading
 import time
 
 import pytest
@@ -215,12 +217,23 @@ def test_read_timeout_closes_a_slowloris_head() -> None:
         assert 0.2 <= time.monotonic() - started < 3
 
 
-def test_read_timeout_covers_the_body() -> None:
+def test_read_timeout_covers_the_body_and_drops_the_upstream_request() -> None:
+    upstream_closed = threading.Event()
+
+    def serve(sock: socket.socket) -> None:
+        r = Reader(sock)
+        r.readline()
+        with contextlib.suppress(OSError):
+            while sock.recv(65536):
+                pass
+        upstream_closed.set()
+
     pools = UpstreamPools()
-    with http_backend() as be, proxy(lb(pools, be.url), settings(read_timeout=0.4), pools=pools) as px, \
+    with Backend(serve) as be, proxy(lb(pools, be.url), settings(read_timeout=0.4), pools=pools) as px, \
             px.connect() as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc")
         assert Reader(sock).at_eof(timeout=5)
+        assert upstream_closed.wait(5)
 
 
 def test_idle_timeout_closes_idle_keep_alive_connections() -> None:
