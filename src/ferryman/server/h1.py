@@ -154,6 +154,8 @@ ST_LINGER: Final = 5    # error answered, write side shut: discard input briefly
 _LINGER: Final = 0.5
 
 _DISCARD_LIMIT: Final = 256 * 1024
+#: ``Content-Length: N\r\n`` lines already formatted (bounded; lengths repeat a lot).
+_CL_LINES: dict[int, bytes] = {}
 _BIG_CHUNK: Final = 16 * 1024
 _NOT_FOUND_HEADERS: Final = ((b"X-Content-Type-Options", b"nosniff"),)
 _NOT_FOUND_BODY: Final = b"404 page not found\n"
@@ -704,7 +706,12 @@ class H1Connection(asyncio.Protocol):
                 parts.append(b"Content-Length: %d\r\n" % length)
         elif length >= 0:
             self._out = O_LENGTH
-            parts.append(b"Content-Length: %d\r\n" % length)
+            line = _CL_LINES.get(length)
+            if line is None:
+                line = b"Content-Length: %d\r\n" % length
+                if len(_CL_LINES) < 4096:
+                    _CL_LINES[length] = line
+            parts.append(line)
         elif not self._http10:
             self._out = O_CHUNKED
             parts.append(b"Transfer-Encoding: chunked\r\n")
