@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ValidationError
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
-from pydantic import BaseModel, ValidationError
 
 from ferryman.dynamic.models import (
     IMPLEMENTED_MIDDLEWARES,
@@ -488,7 +488,7 @@ def _parse(text: str, source: str, fmt: Format) -> Any:
             # error the file is read again below for PyYAML's messages and our hints.
             try:
                 return _yaml_rs.loads(text)
-            except Exception:  # noqa: BLE001 - re-parsed below to report the error properly
+            except Exception:
                 pass
         try:
             return yaml.load(text, Loader=_FastLoader)
@@ -607,11 +607,11 @@ _Loader.add_constructor("tag:yaml.org,2002:bool", _construct_core_bool)
 #: with the pure-Python parser, whose messages name the offending character.
 _FastLoader: type[yaml.SafeLoader] = _Loader
 try:
-    from yaml.cyaml import CParser
+    from yaml._yaml import CParser
 except ImportError:  # PyYAML built without libyaml
     pass
 else:
-    class _CLoader(CParser, _Loader):  # type: ignore[misc]
+    class _CLoader(CParser, _Loader):
         def __init__(self, stream: str) -> None:
             CParser.__init__(self, stream)
             SafeConstructor.__init__(self)
@@ -619,6 +619,7 @@ else:
 
     _FastLoader = _CLoader
 
+_yaml_rs: Any
 try:
     import yaml_rs as _yaml_rs
 except ImportError:  # optional accelerator
