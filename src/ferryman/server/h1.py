@@ -706,12 +706,12 @@ class H1Connection(asyncio.Protocol):
                 parts.append(b"Content-Length: %d\r\n" % length)
         elif length >= 0:
             self._out = O_LENGTH
-            line = _CL_LINES.get(length)
-            if line is None:
-                line = b"Content-Length: %d\r\n" % length
+            cl_line = _CL_LINES.get(length)
+            if cl_line is None:
+                cl_line = b"Content-Length: %d\r\n" % length
                 if len(_CL_LINES) < 4096:
-                    _CL_LINES[length] = line
-            parts.append(line)
+                    _CL_LINES[length] = cl_line
+            parts.append(cl_line)
         elif not self._http10:
             self._out = O_CHUNKED
             parts.append(b"Transfer-Encoding: chunked\r\n")
