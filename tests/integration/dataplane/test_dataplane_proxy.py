@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 
 from tests.integration.dataplane.dp_support import (
     Backend,
@@ -22,7 +23,7 @@ from tests.integration.dataplane.dp_support import (
     settings,
 )
 
-from ferryman.upstream import UpstreamPools
+from ferryman.upstream import TransportSettings, UpstreamPools
 
 
 def test_get_is_proxied_with_forwarded_headers() -> None:
@@ -275,3 +276,61 @@ def test_reused_connection_closed_by_backend_is_retried() -> None:
         # the pooled connection is dead by now (or dies while we send): GET is replayed
         assert exchange(px.port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").body == b"once"
         assert be.connections == 2
+
+
+def test_informational_responses_are_relayed() -> None:
+    def answer(req: Message) -> bytes:
+        return b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" + response(body=b"final")
+    pools = UpstreamPools()
+    with http_backend(answer) as be, proxy(lb(pools, be.url), pools=pools) as px, px.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        r = Reader(sock)
+        early = read_response(r)
+        assert early.status == 103 and early.get("link") == "</style.css>; rel=preload"
+        assert read_response(r).body == b"final"
+
+
+def test_idle_upstream_connections_expire_after_idle_conn_timeout() -> None:
+    closed = threading.Event()
+
+    def serve(sock: socket.socket) -> None:
+        r = Reader(sock)
+        read_request(r)
+        sock.sendall(response(body=b"x"))
+        assert r.at_eof(timeout=10)
+        closed.set()
+    pools = UpstreamPools()
+    transport = TransportSettings(idle_conn_timeout=0.2)
+    with Backend(serve) as be, proxy(lb(pools, be.url, transport=transport), pools=pools) as px:
+        assert exchange(px.port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").body == b"x"
+        assert closed.wait(5)
+
+
+def test_negative_max_idle_conns_keeps_no_idle_connection() -> None:
+    pools = UpstreamPools()
+    transport = TransportSettings(max_idle_conns_per_host=-1)
+    with http_backend() as be, proxy(lb(pools, be.url, transport=transport), pools=pools) as px, \
+            px.connect() as sock:
+        r = Reader(sock)
+        for _ in range(3):
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+            assert read_response(r).status == 200
+        assert be.connections == 3
+
+
+def test_request_keeps_the_table_it_started_with() -> None:
+    release = threading.Event()
+
+    def answer(req: Message) -> bytes:
+        assert release.wait(10)
+        return response(body=b"old table")
+    pools = UpstreamPools()
+    with http_backend(answer) as be, proxy(lb(pools, be.url), pools=pools) as px, px.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert poll(lambda: len(be.requests) == 1)
+        px.set_routes(Routes(Route("new", Responder(200, b"new table"))))
+        release.set()
+        r = Reader(sock)
+        assert read_response(r).body == b"old table"
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert read_response(r).body == b"new table"
