@@ -76,9 +76,10 @@ def _exchange(headers: Headers, *, method: bytes = b"GET", body_length: int = 0,
     return ex
 
 
-def _head_for(ex: Exchange, **kw: bool) -> bytes:
+def _head_for(ex: Exchange, *, pass_host_header: bool = True, preserve_path: bool = False) -> bytes:
     pools = UpstreamPools()
-    fwd = ServerForwarder.build("http://10.0.0.1:8080/base", pools, "default@internal", TransportSettings(), **kw)
+    fwd = ServerForwarder.build("http://10.0.0.1:8080/base", pools, "default@internal", TransportSettings(),
+                                pass_host_header=pass_host_header, preserve_path=preserve_path)
     conn = UpstreamConnection(fwd.pool)
     transport = FakeTransport()
     conn.connection_made(transport)  # type: ignore[arg-type]
