@@ -438,7 +438,11 @@ class Exchange:
     def respond(self, status: int, headers: Sequence[tuple[bytes, bytes]] = (), body: bytes = b"",
                 content_type: bytes | None = b"text/plain; charset=utf-8") -> None:
         """Answer locally like Go's server: adds ``Content-Type`` (unless given or ``None``),
-        ``Date`` and the length. Does nothing once the exchange is over or its head was sent."""
+        ``Date`` and the length. Does nothing once the exchange is over or its head was sent.
+
+        Traefik turns Go's content sniffing off, so a body written without an explicit type (the
+        proxy's 502/504, redirects) has no ``Content-Type``: pass ``content_type=None`` for those;
+        ``http.Error``-style answers (404, 503) keep the default ``text/plain; charset=utf-8``."""
         if self.done or self.status:
             return
         out: Headers = []

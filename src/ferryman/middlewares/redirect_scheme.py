@@ -6,7 +6,8 @@ Host, overridden by an absolute-form request-URI; ``X-Forwarded-Proto`` (``http`
 https are dropped. The target is ``<scheme>://<host>[:<port>]<uri>`` (the configured ``port``,
 omitted when empty or the scheme's default; the request's own port is never carried over). When the
 target equals the client URL the request goes on; otherwise ``302`` (``307`` for non-GET),
-``301``/``308`` when ``permanent``, with ``Location`` and the status text as body.
+``301``/``308`` when ``permanent``, with ``Location`` and the status text as body (no Content-Type:
+Traefik disables Go's content sniffing).
 
 One deliberate difference: Go's ``net.SplitHostPort`` strips the brackets of an IPv6 Host with a
 port (``[::1]:80``), which makes Traefik emit ``https://:8443::1/`` for an origin-form request; the
@@ -103,7 +104,7 @@ class RedirectSchemeHandler:
             status = 301 if get else 308
         else:
             status = 302 if get else 307
-        ex.respond(status, ((b"Location", new),), REASONS[status].encode())
+        ex.respond(status, ((b"Location", new),), REASONS[status].encode(), content_type=None)
 
 
 def build_redirect_scheme(name: str, config: RedirectScheme, next_handler: Handler) -> Handler:

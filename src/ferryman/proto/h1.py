@@ -122,14 +122,16 @@ def last_chunk_with_trailers(trailers: Headers | None) -> bytes:
 _ERROR_HEADERS: Final = b"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 
 
-def error_response(code: int, detail: str = "") -> bytes:
+def error_response(code: int, detail: str = "", body: str | None = None) -> bytes:
     """The exact shape of Go's ``net/http`` answer to an unparsable request, then close.
 
     ``HTTP/1.1 400 Bad Request`` + text/plain + ``Connection: close`` + body ``400 Bad Request``
-    (``: detail`` appended to the body when Go gives one, e.g. ``missing required Host header``).
+    (``: detail`` appended to the body when Go gives one, e.g. ``missing required Host header``);
+    ``body`` replaces the whole body (Go's 501 says ``Unsupported transfer encoding``).
     """
     public = f"{code} {REASONS.get(code, f'status code {code}')}"
-    body = public + (f": {detail}" if detail else "")
+    if body is None:
+        body = public + (f": {detail}" if detail else "")
     return b"HTTP/1.1 " + public.encode() + _ERROR_HEADERS + body.encode("utf-8", "replace")
 
 

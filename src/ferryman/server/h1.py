@@ -37,7 +37,13 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
-from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
+from httptools import (
+    HttpParserCallbackError,
+    HttpParserError,
+    HttpParserInvalidMethodError,
+    HttpParserUpgrade,
+    HttpRequestParser,
+)
 
 from ferryman.errors import ProtocolError
 from ferryman.http.exchange import (
@@ -154,6 +160,8 @@ ST_LINGER: Final = 5    # error answered, write side shut: discard input briefly
 _LINGER: Final = 0.5
 
 _DISCARD_LIMIT: Final = 256 * 1024
+#: RFC 9110 ``tchar``: what a method token may contain.
+_TCHAR: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 #: ``Content-Length: N\r\n`` lines already formatted (bounded; lengths repeat a lot).
 _CL_LINES: dict[int, bytes] = {}
 _BIG_CHUNK: Final = 16 * 1024
@@ -178,10 +186,11 @@ def _new_view() -> MatchView:
 class _Reject(Exception):
     """Raised inside a parser callback to stop parsing and answer with Go's error bytes."""
 
-    def __init__(self, status: int, detail: str = "") -> None:
+    def __init__(self, status: int, detail: str = "", body: str | None = None) -> None:
         super().__init__(status, detail)
         self.status = status
         self.detail = detail
+        self.body = body
 
 
 class H1Connection(asyncio.Protocol):
@@ -208,6 +217,7 @@ class H1Connection(asyncio.Protocol):
         "_ka_limits",
         "_keep_alive",
         "_max_head",
+        "_method_override",
         "_out",
         "_parser",
         "_paused",
@@ -279,6 +289,7 @@ class H1Connection(asyncio.Protocol):
         self.info: ConnInfo | None = None
         self._view = _new_view()
         self._valid_host = b""
+        self._method_override: bytes | None = None
 
     # =========================================================================== asyncio side
 
@@ -305,10 +316,20 @@ class H1Connection(asyncio.Protocol):
             self._data_special(data)
             return
         self._rx = len(data)
+        fresh = self._cur is None and not self._head_open
+        requests = self._requests
         try:
             self._parser.feed_data(data)
         except HttpParserUpgrade as upg:
             self._on_parser_upgrade(data, upg.args[0] if upg.args else len(data))
+        except HttpParserInvalidMethodError as exc:
+            rewritten = self._custom_method(data) if fresh and requests == self._requests else None
+            if rewritten is None:
+                self._on_parse_error(exc)
+                return
+            self._parser = HttpRequestParser(self)
+            self.data_received(rewritten)
+            return
         except HttpParserCallbackError as exc:
             self._on_parse_error(exc)
         except HttpParserError as exc:
@@ -463,6 +484,8 @@ class H1Connection(asyncio.Protocol):
         flags = self._flags
         if flags & (F_CONN_CLOSE | F_CONN_KEEPALIVE):
             version = parser.get_http_version().encode()
+            if version[:2] != b"1.":
+                raise _Reject(505, "unsupported protocol version")
             http10 = version == b"1.0"
             keep_alive = bool(flags & F_CONN_KEEPALIVE) if http10 else not flags & F_CONN_CLOSE
         elif parser.should_keep_alive():
@@ -470,14 +493,20 @@ class H1Connection(asyncio.Protocol):
             http10 = False
             version = b"1.1"
         else:
+            # HTTP/1.0 (rare): llhttp also lets 0.9 and 2.0 through here; Go answers those 505.
+            if parser.get_http_version() != "1.0":
+                raise _Reject(505, "unsupported protocol version")
             keep_alive = False
             http10 = True
             version = b"1.0"
         if flags & (F_HOST_DUP | F_TE_OTHER):
             if flags & F_TE_OTHER:
-                raise _Reject(501, "")
-            raise _Reject(400, "too many Host headers")
+                raise _Reject(501, body="Unsupported transfer encoding")
+            raise _Reject(400)  # Go 1.26 no longer says "too many Host headers"
         method: bytes = parser.get_method()
+        if self._method_override is not None:
+            method = self._method_override
+            self._method_override = None
         host = self._host
         if host is None:
             if not http10 and method != b"CONNECT":
@@ -504,9 +533,11 @@ class H1Connection(asyncio.Protocol):
                 host = authority
             target = path if query is None else path + b"?" + query
         ep = self._ep
+        fragment = False
         if b"%" in path or b"/." in path or b"//" in path or b"#" in path or not path.isascii():
             if b"#" in path:
-                raise _Reject(400, "")
+                fragment = True  # Traefik's denyFragment answers 400 from its handler chain
+                path = path.partition(b"#")[0] or b"/"
             try:
                 new_path = normalize_path(path, sanitize=ep.settings.sanitize_path)
             except BadTarget as exc:
@@ -549,6 +580,9 @@ class H1Connection(asyncio.Protocol):
         self._http10 = http10
         if not keep_alive:
             self._keep_alive = False
+        if fragment:
+            ex.respond(400, (), b"", content_type=None)
+            return
         try:
             routes = ep.routes
             if routes is not None:
@@ -634,7 +668,7 @@ class H1Connection(asyncio.Protocol):
         if ex.done:
             return
         if ex.status == 0 and self._pending is None and ex is self._active:
-            ex.respond(500, (), b"Internal Server Error")
+            ex.respond(500, (), b"Internal Server Error", content_type=None)
         else:
             self.abort()
 
@@ -937,17 +971,33 @@ class H1Connection(asyncio.Protocol):
         if buf:
             self.data_received(buf)
 
+    def _custom_method(self, data: bytes) -> bytes | None:
+        """llhttp only knows a fixed method table; Go accepts any token (``get``, ``FROB``). When the
+        unknown method starts this read, parse the request under a stand-in method and restore it.
+        (An unknown method later in a pipelined read still gets 400.)"""
+        space = data.find(b" ", 0, 64)
+        if space <= 0:
+            return None
+        token = data[:space]
+        if token.strip(_TCHAR):
+            return None
+        self._method_override = token
+        return b"OPTIONS" + data[space:]
+
     def _on_parse_error(self, exc: Exception) -> None:
         cause = exc.__context__ if isinstance(exc, HttpParserCallbackError) else None
         if isinstance(cause, _Reject):
-            self._reject(cause.status, cause.detail)
+            self._reject(cause.status, cause.detail, cause.body)
+            return
+        if str(exc) == "Invalid HTTP version":
+            self._reject(505, "unsupported protocol version")
             return
         if cause is not None and not isinstance(cause, ValueError):
             log.error("request parser callback failed", exc_info=cause)
         self._reject(400, "")
 
-    def _reject(self, status: int, detail: str) -> None:
-        payload = error_response(status, detail)
+    def _reject(self, status: int, detail: str, body: str | None = None) -> None:
+        payload = error_response(status, detail, body)
         cur = self._cur
         self._cur = None
         self._state = ST_UPGRADE_WAIT  # stop parsing; later bytes are ignored

@@ -383,7 +383,7 @@ class UpstreamConnection(asyncio.Protocol):
                     and ex.method in _REPLAYABLE):
                 self.pool.dial(ex, self._head)
                 return
-            ex.respond(status, (), _GATEWAY_TIMEOUT if status == 504 else _BAD_GATEWAY)
+            ex.respond(status, (), _GATEWAY_TIMEOUT if status == 504 else _BAD_GATEWAY, content_type=None)
         else:
             sink.abort()
 

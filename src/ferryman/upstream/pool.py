@@ -97,12 +97,12 @@ class Pool:
         except TimeoutError:
             log.debug("dial %s:%d timed out", self.host, self.port)
             if not ex.done:
-                ex.respond(504, (), _GATEWAY_TIMEOUT)
+                ex.respond(504, (), _GATEWAY_TIMEOUT, content_type=None)
             return
         except OSError as exc:
             log.debug("dial %s:%d failed: %s", self.host, self.port, exc)
             if not ex.done:
-                ex.respond(502, (), _BAD_GATEWAY)
+                ex.respond(502, (), _BAD_GATEWAY, content_type=None)
             return
         if ex.done:
             self.release(conn)

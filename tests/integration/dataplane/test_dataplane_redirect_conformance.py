@@ -118,4 +118,5 @@ def test_redirect_scheme_conformance(case: dict[str, Any], tls_context: ssl.SSLC
         assert len(responder.seen) == 1
     else:
         assert resp.get("location") == _expected_location(case), case["source"]
+        assert resp.get("content-type") is None  # Traefik: no sniffed Content-Type on redirects
         assert responder.seen == []
