@@ -164,6 +164,16 @@ _DISCARD_LIMIT: Final = 256 * 1024
 _TCHAR: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 #: ``Content-Length: N\r\n`` lines already formatted (bounded; lengths repeat a lot).
 _CL_LINES: dict[int, bytes] = {}
+_TE_CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
+#: Statuses after which no body may be sent.
+_BODYLESS: Final = frozenset((*range(100, 200), 204, 304))
+
+
+def _cl_line(length: int) -> bytes:
+    line = b"Content-Length: %d\r\n" % length
+    if len(_CL_LINES) < 4096:
+        _CL_LINES[length] = line
+    return line
 _BIG_CHUNK: Final = 16 * 1024
 _NOT_FOUND_HEADERS: Final = ((b"X-Content-Type-Options", b"nosniff"),)
 _NOT_FOUND_BODY: Final = b"404 page not found\n"
@@ -214,6 +224,7 @@ class H1Connection(asyncio.Protocol):
         "_headers",
         "_host",
         "_http10",
+        "_idle_timeout",
         "_ka_limits",
         "_keep_alive",
         "_max_head",
@@ -272,6 +283,7 @@ class H1Connection(asyncio.Protocol):
         self._rx = 0
         self._max_head = ep.settings.max_header_bytes + 4096
         self._read_timeout = ep.settings.read_timeout
+        self._idle_timeout = ep.settings.idle_timeout or ep.settings.read_timeout
         self._ka_limits = ep.settings.keep_alive_max_requests > 0 or ep.settings.keep_alive_max_time > 0
         self._url = b""
         self._headers: Headers = []
@@ -697,10 +709,8 @@ class H1Connection(asyncio.Protocol):
             self._go_idle()
 
     def _go_idle(self) -> None:
-        ep = self._ep
-        now = ep.now
-        self.idle_since = now
-        idle = ep.settings.idle_timeout or ep.settings.read_timeout
+        now = self.idle_since = self._ep.now
+        idle = self._idle_timeout
         self._deadline_read = now + idle if idle > 0 else 0.0
         self._deadline_write = 0.0
 
@@ -728,40 +738,44 @@ class H1Connection(asyncio.Protocol):
             return
         ex.status = status
         line = STATUS_LINES.get(status) or status_line(status)
-        parts = [line, b"\r\n".join(map(b": ".join, headers)), b"\r\n"] if headers else [line]
-        if status == 101:
-            self._out = O_RAW
-            parts.append(b"\r\n")
-            self._write(b"".join(parts))
-            return
-        if status < 200 or status == 204 or status == 304 or ex.method == b"HEAD":
-            self._out = O_NONE
-            if length >= 0 and status != 204 and status >= 200:
-                parts.append(b"Content-Length: %d\r\n" % length)
+        if status in _BODYLESS or ex.method == b"HEAD":
+            framing = self._bodyless_framing(status, line, headers, length)
+            if status == 101:
+                return
         elif length >= 0:
             self._out = O_LENGTH
-            cl_line = _CL_LINES.get(length)
-            if cl_line is None:
-                cl_line = b"Content-Length: %d\r\n" % length
-                if len(_CL_LINES) < 4096:
-                    _CL_LINES[length] = cl_line
-            parts.append(cl_line)
+            framing = _CL_LINES.get(length) or _cl_line(length)
         elif not self._http10:
             self._out = O_CHUNKED
-            parts.append(b"Transfer-Encoding: chunked\r\n")
+            framing = _TE_CHUNKED
         else:
             self._out = O_CLOSE
             self._keep_alive = False
+            framing = b""
         if self._keep_alive and (ex.upgrade is not None or ex.flags & X_EXPECT or self._ka_limits
                                  or self._ep.shutting_down):
             self._keep_alive = self._keep_alive_after(ex)
         if not self._keep_alive:
-            parts.append(b"Connection: close\r\n\r\n")
+            tail = b"Connection: close\r\n\r\n"
         elif self._http10:
-            parts.append(b"Connection: keep-alive\r\n\r\n")
+            tail = b"Connection: keep-alive\r\n\r\n"
         else:
-            parts.append(b"\r\n")
-        self._pending = b"".join(parts)
+            tail = b"\r\n"
+        if headers:
+            self._pending = b"%b%b\r\n%b%b" % (line, b"\r\n".join(map(b": ".join, headers)), framing, tail)
+        else:
+            self._pending = line + framing + tail
+
+    def _bodyless_framing(self, status: int, line: bytes, headers: Headers, length: int) -> bytes:
+        """1xx/101, 204, 304 and HEAD: no body may follow; a 101 is written at once."""
+        if status == 101:
+            self._out = O_RAW
+            self._write(line + serialize_headers(headers) + b"\r\n")
+            return b""
+        self._out = O_NONE
+        if length >= 0 and status != 204 and status >= 200:
+            return _CL_LINES.get(length) or _cl_line(length)
+        return b""
 
     def _keep_alive_after(self, ex: Exchange) -> bool:
         """The slow keep-alive checks (upgrade, 100-continue, shutdown, keepAliveMax*)."""
@@ -828,13 +842,16 @@ class H1Connection(asyncio.Protocol):
         self._active = None
         if (self._keep_alive and ex._body_done and self._pending_error is None
                 and not self._queue and not self._paused and self._cur is None):
-            # Common case: idle keep-alive connection again.
+            # Common case: an idle keep-alive connection again.
             ep = self._ep
             if ep.shutting_down:
                 self._close()
                 return
             self._sent_continue = False
-            self._go_idle()
+            now = self.idle_since = ep.now
+            idle = self._idle_timeout
+            self._deadline_read = now + idle if idle > 0 else 0.0
+            self._deadline_write = 0.0
             return
         self._response_done(ex)
 

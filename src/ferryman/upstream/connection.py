@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
-from ferryman.http.exchange import Downstream, Exchange, Headers, ResponseSink
+from ferryman.http.exchange import Exchange, Headers, ResponseSink
 from ferryman.proto.h1 import LAST_CHUNK, connection_tokens, last_chunk_with_trailers
 
 if TYPE_CHECKING:
@@ -71,8 +71,8 @@ class UpstreamConnection(asyncio.Protocol):
     """A pooled backend connection. Implements BodyConsumer, Producer and TunnelPeer."""
 
     __slots__ = (
-        "_clen", "_conn_vals", "_down", "_flags", "_got_bytes", "_head", "_headers", "_info",
-        "_keep", "_no_body", "_parser", "_req_chunked", "_req_done", "_reset_parser", "_started",
+        "_clen", "_conn_vals", "_flags", "_got_bytes", "_head", "_headers", "_info",
+        "_keep", "_parser", "_req_chunked", "_req_done", "_reset_parser", "_started",
         "_tunnel", "_until_close", "_upgrade_val", "closed", "deadline", "ex", "idle_since",
         "pool", "reused", "sink", "transport",
     )
@@ -83,7 +83,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: Any = None
         self.ex: Exchange | None = None
         self.sink: ResponseSink | None = None
-        self._down: Downstream | None = None
         self._head = b""
         self.closed = False
         self.reused = False
@@ -100,7 +99,6 @@ class UpstreamConnection(asyncio.Protocol):
         self._keep = False
         self._req_done = True
         self._req_chunked = False
-        self._no_body = False
         self._until_close = False
         self._reset_parser = False
         self._tunnel = False
@@ -131,9 +129,9 @@ class UpstreamConnection(asyncio.Protocol):
         if self._reset_parser:
             self._reset_parser = False
             self._parser = HttpResponseParser(self)
-        down = self._down
-        if down is not None:
-            down.flush()
+        ex = self.ex
+        if ex is not None and self._started:
+            ex.downstream.flush()  # the head (held back for coalescing) goes out now
 
     def eof_received(self) -> bool | None:
         return False
@@ -146,7 +144,6 @@ class UpstreamConnection(asyncio.Protocol):
         if self._tunnel:
             sink, self.sink = self.sink, None
             self.ex = None
-            self._down = None
             if sink is not None:
                 sink.send_end(None)
             return
@@ -168,26 +165,23 @@ class UpstreamConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ request side
 
     def start(self, ex: Exchange, head: bytes, reused: bool) -> None:
-        """Send ``ex`` (its serialized head is ``head``) on this connection."""
+        """Send ``ex`` (its serialized head is ``head``) on this connection.
+
+        Per-response parse state (``_headers``, ``_flags``, ``_clen``) was reset when the previous
+        response was read; a connection is only reused after a complete response."""
         self.ex = ex
         self.sink = ex.sink
-        self._down = ex.downstream
         self._head = head
         self.reused = reused
         self._started = False
         self._got_bytes = False
-        self._info = False
-        self._headers = []
-        self._flags = 0
-        self._clen = -1
-        self._no_body = ex.method == b"HEAD"
         ex._producer = self
         if ex.downstream.write_paused:
             self.pause_producing()
-        timeout = self.pool.settings.response_header_timeout
-        if timeout > 0:
-            self.deadline = self.pool.registry.now + timeout
-            self.pool.registry.watch(self)
+        pool = self.pool
+        if pool.rht > 0:
+            self.deadline = pool.registry.now + pool.rht
+            pool.registry.watch(self)
         self.transport.write(head)
         if ex.body_length == 0:
             self._req_done = True
@@ -228,7 +222,6 @@ class UpstreamConnection(asyncio.Protocol):
         """The client went away: this connection is mid-exchange and cannot be reused."""
         self.ex = None
         self.sink = None
-        self._down = None
         self.close()
 
     def tunnel_data(self, data: bytes) -> None:
@@ -278,6 +271,9 @@ class UpstreamConnection(asyncio.Protocol):
         headers = self._headers
         self._headers = []  # trailers, if any, go here
         flags = self._flags
+        clen = self._clen
+        self._flags = 0
+        self._clen = -1
         if flags & F_CONN_OTHER and self._conn_vals is not None:
             drop = set(self._conn_vals)
             self._conn_vals = None
@@ -287,8 +283,6 @@ class UpstreamConnection(asyncio.Protocol):
                 self._switch(ex, sink, headers)
                 return
             self._info = True
-            self._flags = 0
-            self._clen = -1
             if status != 100 or ex.expect_continue:
                 sink.send_info(status, headers)
             return
@@ -296,20 +290,21 @@ class UpstreamConnection(asyncio.Protocol):
             self.deadline = 0.0
             self.pool.registry.unwatch(self)
         self._keep = parser.should_keep_alive() and not flags & F_CLOSE
+        no_body = ex.method == b"HEAD"
         if flags & F_CHUNKED:
             length = -1
             self._until_close = False
-        elif self._clen >= 0:
-            length = self._clen
+        elif clen >= 0:
+            length = clen
             self._until_close = False
         else:
             length = -1
-            self._until_close = not (status == 204 or status == 304 or self._no_body)
+            self._until_close = not (status == 204 or status == 304 or no_body)
             if self._until_close:
                 self._keep = False
         self._started = True
         sink.send_head(status, headers, length)
-        if self._no_body:
+        if no_body:
             # HEAD: llhttp cannot be told there is no body; finish here, new parser after this feed.
             self._reset_parser = True
             self._finish(None)
@@ -327,30 +322,27 @@ class UpstreamConnection(asyncio.Protocol):
         ex = self.ex
         if sink is None or ex is None:
             return
-        trailers = self._headers or None
+        trailers = self._headers
+        if trailers:
+            self._headers = []
         self.ex = None
         self.sink = None
-        self._down = None
         ex._producer = None
         if ex._consumer is self:
             ex._consumer = None
-        if self._keep and self._req_done and not self.closed:
-            pool = self.pool
-            if len(pool.idle) < pool.max_idle and not pool.closed:
-                self.idle_since = pool.registry.now
-                pool.idle.append(self)
-            else:
-                self.close()
+        pool = self.pool
+        if self._keep and self._req_done and not self.closed and len(pool.idle) < pool.max_idle:
+            self.idle_since = pool.registry.now
+            pool.idle.append(self)
         else:
             self.close()
-        sink.send_end(trailers)
+        sink.send_end(trailers or None)
 
     def _finish(self, trailers: Headers | None) -> None:
         ex = self.ex
         sink = self.sink
         self.ex = None
         self.sink = None
-        self._down = None
         if ex is None or sink is None:
             return
         ex._producer = None
@@ -368,7 +360,6 @@ class UpstreamConnection(asyncio.Protocol):
         started = self._started
         self.ex = None
         self.sink = None
-        self._down = None
         if self.deadline:
             self.deadline = 0.0
             self.pool.registry.unwatch(self)

@@ -24,7 +24,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from ferryman.errors import ConfigError
-from ferryman.http.exchange import X_TE_TRAILERS, X_XF_MATERIALIZED, X_XF_SLOW, Exchange
+from ferryman.http.exchange import X_TE_TRAILERS, X_XF_MATERIALIZED, Exchange
 from ferryman.http.forwarded import finalize_xff, forwarded_block
 from ferryman.upstream.pool import Pool, UpstreamPools
 from ferryman.upstream.settings import TransportSettings
@@ -33,6 +33,8 @@ __all__ = ["ServerForwarder", "ServerURL", "canonical_header_name", "parse_serve
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443, "h2c": 80}
 _EMPTY_BODY_METHODS: Final = frozenset({b"POST", b"PUT", b"PATCH"})
+_CL0: Final = b"Content-Length: 0\r\n"
+_CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
 _WS_NAMES: Final = {
     b"sec-websocket-key": b"Sec-WebSocket-Key",
     b"sec-websocket-extensions": b"Sec-WebSocket-Extensions",
@@ -117,15 +119,44 @@ class ServerForwarder:
     def handle(self, ex: Exchange) -> None:
         ex.service = self.service
         flags = ex.flags
+        if flags or ex.upgrade is not None or ex.xff_prior is not None or self.preserve_path:
+            head = self._slow_head(ex, flags)
+        else:
+            conn = ex.conn
+            authority = ex.authority
+            xf = conn.xf_block if conn.xf_key == authority else forwarded_block(ex)
+            query = ex.query
+            target = ex.path if query is None else ex.path + b"?" + query
+            host = authority if self.pass_host_header and authority else self.host_header
+            length = ex.body_length
+            if length == 0:
+                framing = _CL0 if ex.method in _EMPTY_BODY_METHODS else b""
+            elif length > 0:
+                framing = b"Content-Length: %d\r\n" % length
+            else:
+                framing = _CHUNKED
+            headers = ex.headers
+            if headers:
+                head = b"%b %b HTTP/1.1\r\nHost: %b\r\n%b\r\n%b%b\r\n" % (
+                    ex.method, target, host, b"\r\n".join(map(b": ".join, headers)), xf, framing)
+            else:
+                head = b"%b %b HTTP/1.1\r\nHost: %b\r\n%b%b\r\n" % (ex.method, target, host, xf, framing)
+        idle = self.pool.idle
+        while idle:
+            upstream = idle.pop()
+            if not upstream.closed:
+                upstream.start(ex, head, True)
+                return
+        self.pool.dial(ex, head)
+
+    def _slow_head(self, ex: Exchange, flags: int) -> bytes:
+        """The request head when anything unusual is involved (materialized or trusted forwarded
+        headers, upgrade, TE: trailers, preservePath)."""
         if flags & X_XF_MATERIALIZED:
             finalize_xff(ex)
             xf = b""
         else:
-            conn = ex.conn
-            if conn.xf_key == ex.authority and not flags & X_XF_SLOW and ex.xff_prior is None:
-                xf = conn.xf_block
-            else:
-                xf = forwarded_block(ex)
+            xf = forwarded_block(ex)
         path = ex.path
         if self.preserve_path:
             path = _join_path(self.server_path, path)
@@ -145,18 +176,12 @@ class ServerForwarder:
         if length > 0:
             parts.append(b"Content-Length: %d\r\n" % length)
         elif length < 0:
-            parts.append(b"Transfer-Encoding: chunked\r\n")
+            parts.append(_CHUNKED)
         elif ex.method in _EMPTY_BODY_METHODS:
-            parts.append(b"Content-Length: 0\r\n")
+            parts.append(_CL0)
         if upgrade is not None:
             parts.append(b"Connection: Upgrade\r\nUpgrade: " + upgrade + b"\r\n")
         if flags & X_TE_TRAILERS:
             parts.append(b"Te: trailers\r\n")
         parts.append(b"\r\n")
-        idle = self.pool.idle
-        while idle:
-            upstream = idle.pop()
-            if not upstream.closed:
-                upstream.start(ex, b"".join(parts), True)
-                return
-        self.pool.dial(ex, b"".join(parts))
+        return b"".join(parts)

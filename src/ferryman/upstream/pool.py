@@ -40,7 +40,7 @@ _GATEWAY_TIMEOUT: Final = b"Gateway Timeout"
 class Pool:
     """Connections to one backend address through one servers transport."""
 
-    __slots__ = ("closed", "dials", "host", "idle", "key", "max_idle", "port", "registry", "scheme",
+    __slots__ = ("closed", "dials", "host", "idle", "key", "max_idle", "port", "registry", "rht", "scheme",
                  "settings")
 
     def __init__(self, registry: UpstreamPools, key: PoolKey, settings: TransportSettings) -> None:
@@ -48,7 +48,9 @@ class Pool:
         self.key = key
         self.scheme, self.host, self.port, _ = key
         self.settings = settings
+        #: Effective idle-pool size (0 once the pool is closed) and responseHeaderTimeout, read per request.
         self.max_idle = settings.idle_limit
+        self.rht = settings.response_header_timeout
         self.idle: deque[UpstreamConnection] = deque()
         self.dials = 0
         self.closed = False
@@ -138,7 +140,8 @@ class UpstreamPools:
             pool = self._pools[key] = Pool(self, key, settings)
         elif pool.settings != settings:
             pool.settings = settings
-            pool.max_idle = settings.idle_limit
+            pool.max_idle = 0 if pool.closed else settings.idle_limit
+            pool.rht = settings.response_header_timeout
             while len(pool.idle) > settings.idle_limit:
                 pool.idle.popleft().close()
         if settings.response_header_timeout > 0:
@@ -186,6 +189,7 @@ class UpstreamPools:
         """Close every idle connection and stop the sweeper (in-flight ones finish on their own)."""
         for pool in self._pools.values():
             pool.closed = True
+            pool.max_idle = 0
             pool.close_idle()
         if self._handle is not None:
             self._handle.cancel()
