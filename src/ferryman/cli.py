@@ -8,6 +8,7 @@ Arguments are Traefik's: ``ferryman --configFile=/etc/traefik/traefik.yml`` or f
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import platform
 import sys
@@ -111,8 +112,13 @@ def _run(loaded: LoadedStatic) -> int:
     setup_logging(loaded.config.log)
     log = get_logger("ferryman")
     log.info("Configuration loaded", extra={"fields": {"source": loaded.source}})
+    # "Accepted but not implemented" must never be silent: when the log level hides warnings
+    # (Traefik's default is ERROR), they still go to stderr.
     for warning in loaded.warnings:
-        log.warning(warning)
+        if log.isEnabledFor(logging.WARNING):
+            log.warning(warning)
+        else:
+            print(f"ferryman: warning: {warning}", file=sys.stderr)
     try:
         app = importlib.import_module("ferryman.app")
     except ModuleNotFoundError as exc:

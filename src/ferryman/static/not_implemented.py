@@ -19,23 +19,20 @@ __all__ = ["NOT_IMPLEMENTED", "RELEASE", "not_implemented_keys", "warning_for"]
 RELEASE = ".".join(__version__.split(".")[:2])
 
 NOT_IMPLEMENTED: frozenset[str] = frozenset({
-    # ferryman never phones home: there is nothing to turn on or off.
-    "global.checkNewVersion",
-    "global.sendAnonymousUsage",
+    # (global.checkNewVersion / sendAnonymousUsage: ferryman never phones home, which is what
+    # Traefik users set them to; accepted silently.)
     "global.notAppendXForwardedFor",
     "serversTransport.spiffe",
     "tcpServersTransport",
     # entry points
     "entryPoints.*.allowACMEByPass",
-    "entryPoints.*.reusePort",
     "entryPoints.*.http2",
     "entryPoints.*.http3",
     "entryPoints.*.udp",
     "entryPoints.*.observability",
     "entryPoints.*.http.encodedCharacters",
-    "entryPoints.*.http.encodeQuerySemicolons",
     "entryPoints.*.http.underscoreHeadersStrategy",
-    "entryPoints.*.http.tls.certResolver",
+    "entryPoints.*.http.tls",
     # providers other than file
     "providers.docker",
     "providers.swarm",
@@ -54,10 +51,8 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset({
     "providers.redis",
     "providers.http",
     "providers.plugin",
-    # api beyond the basics
-    "api.debug",
-    "api.disableDashboardAd",
-    "api.dashboardName",
+    # the REST API and dashboard
+    "api",
     # logs: level, format and filePath are implemented; ferryman never colours its output
     "log.noColor",
     "log.maxSize",
