@@ -137,6 +137,12 @@ def compile_snapshot(merged: Merged, entry_points: Sequence[str], builders: Buil
                 return None
         return handler
 
+    for info in merged.routers.values():
+        if info.tls and info.serving:
+            diagnostics.append(Diagnostic(
+                kind="http.routers", name=info.name, level="warning",
+                message="TLS termination is not implemented yet in ferryman 0.1: this HTTPS router "
+                        "is not served (plain-HTTP routers are)"))
     tables: dict[str, RoutingTable[Handler]] = {}
     tls_tables: dict[str, RoutingTable[Handler]] = {}
     built: dict[tuple[str, tuple[str, ...]], Handler | None] = {}
