@@ -56,8 +56,6 @@ def req(method: str, path: str, host: str, *extra: str) -> str:
 #: Status, Location, Content-Length and body are compared on every redirect; Content-Type has its own
 #: cases below (ferryman differs there).
 NO_TYPE = ("location", "content-length")
-CONTENT_TYPE_BUG = ("ferryman bug: redirect responses carry 'Content-Type: text/plain; charset=utf-8'; "
-                    "Traefik sends no Content-Type (status, Location, Content-Length and body match)")
 
 CASES = [
     case("entrypoint-permanent-get", req("GET", "/a/b?q=1", "app.test"), entry_point="perm", headers=NO_TYPE),
@@ -75,9 +73,8 @@ CASES = [
     case("redirect-scheme-temporary", req("GET", "/t", "rs-temp.test"), headers=NO_TYPE),
     case("redirect-scheme-temporary-post", req("POST", "/t", "rs-temp.test"), headers=NO_TYPE),
     case("entrypoint-redirect-content-type", req("GET", "/ct", "app.test"), entry_point="perm",
-         headers=("content-type",), xfail=CONTENT_TYPE_BUG),
-    case("redirect-scheme-content-type", req("GET", "/ct", "rs.test"), headers=("content-type",),
-         xfail=CONTENT_TYPE_BUG),
+         headers=("content-type",)),
+    case("redirect-scheme-content-type", req("GET", "/ct", "rs.test"), headers=("content-type",)),
 ]
 
 
