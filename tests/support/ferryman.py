@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from tests.support.procs import VENV_BIN, ProcessGroup
 
 Event = dict[str, Any]

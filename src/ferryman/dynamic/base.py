@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic.alias_generators import to_camel
+
+#: Per model class: lower-cased key -> the key as the model spells it.
+_KEY_MAPS: dict[type, dict[str, str]] = {}
 
 
 class Model(BaseModel):
@@ -23,19 +26,17 @@ class Model(BaseModel):
         validate_default=False,
     )
 
-    _folded: ClassVar[dict[str, str] | None] = None
-
     @classmethod
     def _key_map(cls) -> dict[str, str]:
-        folded = cls.__dict__.get("_folded_keys")
+        folded = _KEY_MAPS.get(cls)
         if folded is None:
             folded = {}
             for name, field in cls.model_fields.items():
                 alias = field.alias or name
                 folded[alias.lower()] = alias
                 folded[name.lower()] = alias
-            cls._folded_keys = folded  # type: ignore[attr-defined]
-        return folded  # type: ignore[no-any-return]
+            _KEY_MAPS[cls] = folded
+        return folded
 
     @model_validator(mode="before")
     @classmethod

@@ -102,7 +102,10 @@ def test_unchanged_load_balancers_are_reused_across_compiles() -> None:
     assert counting.lb_builds == builds + 2  # v2 changed, refused is retried; v1 reused
     e1, e2 = first.table("web").match(Req("a")), second.table("web").match(Req("a"))
     assert e1 is not None and e2 is not None
-    assert e1.target.children[0].children[0] is e2.target.children[0].children[0]  # v1, same object
+    t1, t2 = e1.target, e2.target
+    assert isinstance(t1, Fake) and isinstance(t2, Fake)
+    assert t1.children[0].children[0] is t2.children[0].children[0]  # v1: the very same handler
+    assert t1.children[0].children[1] is not t2.children[0].children[1]  # v2 was rebuilt
 
 
 def test_https_routers_are_reported_not_silently_dropped() -> None:

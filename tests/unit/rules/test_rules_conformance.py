@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from rules_support import load_conformance, request_from_case, require
+from tests.unit.rules.rules_support import load_conformance, request_from_case, require
 
 from ferryman.errors import RuleError
 from ferryman.rules import compile_rule, parse_domains, parse_rule, routing_path

@@ -8,7 +8,7 @@ import warnings
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from rules_support import Req, req
+from tests.unit.rules.rules_support import Req, req
 
 from ferryman.errors import RuleError
 from ferryman.rules import RegexpError, canonical_host, compile_go, compile_rule, routing_path

@@ -7,7 +7,7 @@ import pickle
 from collections.abc import Sequence
 
 import pytest
-from rules_support import Req, req
+from tests.unit.rules.rules_support import Req, req
 
 from ferryman.errors import ProtocolError, RuleError
 from ferryman.rules import (
