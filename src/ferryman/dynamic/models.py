@@ -263,7 +263,7 @@ class ServersTransport(Model):
 
 
 class RedirectScheme(Model):
-    scheme: str = "https"
+    scheme: str = ""  # required, as in Traefik ("you must provide a target scheme")
     port: str = ""
     permanent: bool = False
 
