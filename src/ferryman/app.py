@@ -89,7 +89,7 @@ def merge_settings(static: StaticConfig, bound: Mapping[str, int] | None = None)
             allow_acme_bypass=ep.allow_acme_by_pass))
     return MergeSettings(entry_points=tuple(infos), default_rule_syntax=static.core.default_rule_syntax,
                          precedence=tuple(static.providers.precedence),
-                         internal_services=("noop", "ping"))
+                         internal_services=("noop", "ping") if static.ping is not None else ("noop",))
 
 
 def static_transport(static: StaticConfig) -> ServersTransport:
