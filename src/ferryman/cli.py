@@ -119,13 +119,7 @@ def _run(loaded: LoadedStatic) -> int:
             log.warning(warning)
         else:
             print(f"ferryman: warning: {warning}", file=sys.stderr)
-    try:
-        app = importlib.import_module("ferryman.app")
-    except ModuleNotFoundError as exc:
-        if exc.name != "ferryman.app":
-            raise
-        log.error("this build of ferryman has no ferryman.app module: nothing to run")
-        return 1
+    app = importlib.import_module("ferryman.app")  # lazily: version/healthcheck stay light
     run = cast("Callable[[LoadedStatic], object]", app.run)
     result = run(loaded)
     return result if isinstance(result, int) else 0
