@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.support.ferryman import Ferryman
 from tests.support.procs import ProcessGroup, start_hello
 

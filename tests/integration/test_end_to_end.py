@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from tests.integration.conftest import StartFerryman
 from tests.support.procs import free_port, http_request, poll_until
 

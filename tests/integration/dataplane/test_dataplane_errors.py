@@ -8,6 +8,8 @@ import threading
 import time
 
 import pytest
+
+from ferryman.upstream import TransportSettings, UpstreamPools
 from tests.integration.dataplane.dp_support import (
     Backend,
     Message,
@@ -23,8 +25,6 @@ from tests.integration.dataplane.dp_support import (
     response,
     settings,
 )
-
-from ferryman.upstream import TransportSettings, UpstreamPools
 
 GO_400 = b"400 Bad Request"
 

@@ -10,6 +10,11 @@ import time
 from collections import Counter
 
 import pytest
+
+from ferryman.dynamic.models import Weighted, WeightedRef
+from ferryman.proto.proxy_protocol import build_v1, build_v2
+from ferryman.services import build_weighted
+from ferryman.upstream import UpstreamPools
 from tests.integration.dataplane.dp_support import (
     Backend,
     Message,
@@ -26,11 +31,6 @@ from tests.integration.dataplane.dp_support import (
     settings,
     tls_exchange,
 )
-
-from ferryman.dynamic.models import Weighted, WeightedRef
-from ferryman.proto.proxy_protocol import build_v1, build_v2
-from ferryman.services import build_weighted
-from ferryman.upstream import UpstreamPools
 
 
 def _slow_backend(release: threading.Event) -> Backend:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
+from ferryman.upstream import TransportSettings, UpstreamPools
 from tests.integration.dataplane.dp_support import (
     Backend,
     Message,
@@ -22,8 +23,6 @@ from tests.integration.dataplane.dp_support import (
     response,
     settings,
 )
-
-from ferryman.upstream import TransportSettings, UpstreamPools
 
 
 def test_get_is_proxied_with_forwarded_headers() -> None:

@@ -22,6 +22,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from ferryman.dynamic.models import Middleware, RedirectScheme
+from ferryman.errors import ConfigError
+from ferryman.http.exchange import Handler
+from ferryman.middlewares import build_middleware
+from ferryman.middlewares.redirect_scheme import RedirectSchemeHandler
 from tests.integration.dataplane.dp_support import (
     Message,
     Proxy,
@@ -32,12 +38,6 @@ from tests.integration.dataplane.dp_support import (
     settings,
     tls_exchange,
 )
-
-from ferryman.dynamic.models import Middleware, RedirectScheme
-from ferryman.errors import ConfigError
-from ferryman.http.exchange import Handler
-from ferryman.middlewares import build_middleware
-from ferryman.middlewares.redirect_scheme import RedirectSchemeHandler
 
 
 def mw(kind: str, config: object) -> Middleware:

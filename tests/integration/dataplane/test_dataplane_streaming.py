@@ -11,6 +11,8 @@ import tracemalloc
 from collections.abc import Iterator
 
 import pytest
+
+from ferryman.upstream import UpstreamPools
 from tests.integration.dataplane.dp_support import (
     Backend,
     Message,
@@ -23,8 +25,6 @@ from tests.integration.dataplane.dp_support import (
     read_response,
     response,
 )
-
-from ferryman.upstream import UpstreamPools
 
 SIZE = 10 * 1024 * 1024
 CHUNK = bytes(range(256)) * 256  # 64 KiB, reused: the test side allocates nothing per chunk

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -54,7 +55,7 @@ def test_pipelined_requests_split_anywhere(cuts: list[int]) -> None:
         handler = Echo()
         conn, transport = connect(loop, handler)
         points = [0, *sorted(set(cuts)), len(STREAM)]
-        for start, end in zip(points, points[1:], strict=False):
+        for start, end in itertools.pairwise(points):
             if transport.reading:
                 conn.data_received(STREAM[start:end])
             else:  # pipelined request queued: let the loop dispatch it, then feed the rest
