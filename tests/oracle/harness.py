@@ -36,6 +36,7 @@ from typing import IO, Any
 
 import pytest
 import yaml
+
 from tests.oracle.backend import Received, Recorder, RecordingBackend
 from tests.support.ferryman import Ferryman
 from tests.support.procs import REPO_ROOT, ProcessGroup, free_port, poll_until

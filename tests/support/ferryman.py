@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from tests.support.procs import VENV_BIN, ProcessGroup
 
 Event = dict[str, Any]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
+
 from tests.support.procs import REPO_ROOT, ProcessGroup, http_request, start_hello
 
 

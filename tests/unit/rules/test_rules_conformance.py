@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.unit.rules.rules_support import load_conformance, request_from_case, require
 
 from ferryman.errors import RuleError
 from ferryman.rules import compile_rule, parse_domains, parse_rule, routing_path
 from ferryman.rules.tree import And, Call, Node, calls
+from tests.unit.rules.rules_support import load_conformance, request_from_case, require
 
 HTTP = load_conformance("http_rules.json")
 PRIORITY = load_conformance("priority.json")

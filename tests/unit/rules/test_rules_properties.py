@@ -8,10 +8,10 @@ import warnings
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from tests.unit.rules.rules_support import Req, req
 
 from ferryman.errors import RuleError
 from ferryman.rules import RegexpError, canonical_host, compile_go, compile_rule, routing_path
+from tests.unit.rules.rules_support import Req, req
 
 # FERRYMAN_RULES_EXAMPLES raises the number of examples for a long local fuzzing run.
 SETTINGS = settings(max_examples=int(os.environ.get("FERRYMAN_RULES_EXAMPLES", "400")), deadline=None,

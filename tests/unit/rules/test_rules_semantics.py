@@ -7,7 +7,6 @@ import pickle
 from collections.abc import Sequence
 
 import pytest
-from tests.unit.rules.rules_support import Req, req
 
 from ferryman.errors import ProtocolError, RuleError
 from ferryman.rules import (
@@ -21,6 +20,7 @@ from ferryman.rules import (
 )
 from ferryman.rules.parser import MAX_DEPTH
 from ferryman.rules.tree import Call
+from tests.unit.rules.rules_support import Req, req
 
 
 def matches(rule: str, request: Req, syntax: str = "v3") -> bool:

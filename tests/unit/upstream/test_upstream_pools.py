@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.unit.http.test_http_exchange import FakeDownstream
 
 from ferryman.dynamic.models import ServersTransport
 from ferryman.errors import ConfigError
@@ -13,6 +12,7 @@ from ferryman.static.models import ServersTransport as StaticServersTransport
 from ferryman.upstream import ServerForwarder, TransportSettings, UpstreamPools
 from ferryman.upstream.connection import UpstreamConnection
 from ferryman.upstream.forwarder import canonical_header_name, parse_server_url
+from tests.unit.http.test_http_exchange import FakeDownstream
 
 
 def test_transport_settings_from_models() -> None:
