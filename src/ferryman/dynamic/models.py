@@ -277,8 +277,39 @@ class Chain(Model):
     middlewares: StrList = ()
 
 
+class IPStrategy(Model):
+    """Traefik's ``ipStrategy``: which address is the client's (``None`` section = the peer)."""
+
+    depth: int = 0
+    excluded_ips: StrList = Field(default=(), alias="excludedIPs")
+    ipv6_subnet: int | None = Field(default=None, alias="ipv6Subnet")
+
+
+class IPAllowList(Model):
+    source_range: StrList = ()
+    ip_strategy: IPStrategy | None = Field(default=None, alias="ipStrategy")
+    reject_status_code: int = 0  # 0 = 403 Forbidden
+
+    @field_validator("ip_strategy", mode="before")
+    @classmethod
+    def _strategy(cls, value: Any) -> Any:
+        return empty_section(value)
+
+
+class IPWhiteList(Model):
+    """Deprecated ``ipWhiteList`` (no ``rejectStatusCode``: always 403)."""
+
+    source_range: StrList = ()
+    ip_strategy: IPStrategy | None = Field(default=None, alias="ipStrategy")
+
+    @field_validator("ip_strategy", mode="before")
+    @classmethod
+    def _strategy(cls, value: Any) -> Any:
+        return empty_section(value)
+
+
 #: Middleware types this release implements (typed) — the rest are known, typed loosely.
-IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain"})
+IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList"})
 
 
 class Middleware(Model):
@@ -291,8 +322,8 @@ class Middleware(Model):
     strip_prefix_regex: Section = None
     replace_path: Section = None
     replace_path_regex: Section = None
-    ip_white_list: Section = None
-    ip_allow_list: Section = None
+    ip_white_list: IPWhiteList | None = None
+    ip_allow_list: IPAllowList | None = None
     headers: Section = None
     errors: Section = None
     rate_limit: Section = None
@@ -311,7 +342,7 @@ class Middleware(Model):
     encoded_characters: Section = None
     plugin: Section = None
 
-    @field_validator("redirect_scheme", "chain", mode="before")
+    @field_validator("redirect_scheme", "chain", "ip_allow_list", "ip_white_list", mode="before")
     @classmethod
     def _section(cls, value: Any) -> Any:
         return empty_section(value)

@@ -22,6 +22,7 @@ from typing import Any
 from ferryman.dynamic.models import Middleware
 from ferryman.errors import ConfigError
 from ferryman.http.exchange import Handler
+from ferryman.middlewares.ip_allow_list import build_ip_allow_list
 from ferryman.middlewares.redirect_scheme import build_redirect_scheme
 
 __all__ = [
@@ -122,3 +123,15 @@ def _build_redirect_scheme(name: str, section: Any, next_handler: Handler, ctx: 
 
 register_middleware("redirectScheme", _build_redirect_scheme)
 register_middleware("chain", _build_chain)
+
+
+def _build_ip_allow_list(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
+    return build_ip_allow_list(name, section, next_handler)
+
+
+def _build_ip_white_list(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
+    return build_ip_allow_list(name, section, next_handler, kind="ipWhiteList")
+
+
+register_middleware("ipAllowList", _build_ip_allow_list)
+register_middleware("ipWhiteList", _build_ip_white_list)
