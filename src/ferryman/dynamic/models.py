@@ -308,8 +308,57 @@ class IPWhiteList(Model):
         return empty_section(value)
 
 
+class Headers(Model):
+    """Traefik's ``headers``: custom request/response headers, CORS, security headers."""
+
+    custom_request_headers: dict[str, str] = {}
+    custom_response_headers: dict[str, str] = {}
+    access_control_allow_credentials: bool = False
+    access_control_allow_headers: StrList = ()
+    access_control_allow_methods: StrList = ()
+    access_control_allow_origin_list: StrList = ()
+    access_control_allow_origin_list_regex: StrList = ()
+    access_control_expose_headers: StrList = ()
+    access_control_max_age: int | None = None  # unset: no Access-Control-Max-Age
+    add_vary_header: bool = False
+    allowed_hosts: StrList = ()
+    hosts_proxy_headers: StrList = ()
+    ssl_proxy_headers: dict[str, str] = Field(default={}, alias="sslProxyHeaders")
+    sts_seconds: int | None = Field(default=None, alias="stsSeconds")
+    sts_include_subdomains: bool = Field(default=False, alias="stsIncludeSubdomains")
+    sts_preload: bool = Field(default=False, alias="stsPreload")
+    force_sts_header: bool = Field(default=False, alias="forceSTSHeader")
+    frame_deny: bool = False
+    custom_frame_options_value: str = ""
+    content_type_nosniff: bool = False
+    browser_xss_filter: bool = Field(default=False, alias="browserXssFilter")
+    custom_browser_xss_value: str = Field(default="", alias="customBrowserXSSValue")
+    content_security_policy: str = ""
+    content_security_policy_report_only: str = ""
+    public_key: str = ""
+    referrer_policy: str = ""
+    permissions_policy: str = ""
+    is_development: bool = False
+    # Deprecated and without effect in Traefik v3 (they still count as "configured").
+    feature_policy: str | None = None
+    ssl_redirect: bool | None = Field(default=None, alias="sslRedirect")
+    ssl_temporary_redirect: bool | None = Field(default=None, alias="sslTemporaryRedirect")
+    ssl_host: str | None = Field(default=None, alias="sslHost")
+    ssl_force_host: bool | None = Field(default=None, alias="sslForceHost")
+
+    @field_validator("custom_request_headers", "custom_response_headers", "ssl_proxy_headers", mode="before")
+    @classmethod
+    def _header_map(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if isinstance(value, dict):  # YAML numbers and booleans are text to Traefik
+            return {str(k): ("" if v is None else str(v).lower() if isinstance(v, bool) else str(v))
+                    for k, v in value.items()}
+        return value
+
+
 #: Middleware types this release implements (typed) — the rest are known, typed loosely.
-IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList"})
+IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers"})
 
 
 class Middleware(Model):
@@ -324,7 +373,7 @@ class Middleware(Model):
     replace_path_regex: Section = None
     ip_white_list: IPWhiteList | None = None
     ip_allow_list: IPAllowList | None = None
-    headers: Section = None
+    headers: Annotated[Headers | None, BeforeValidator(empty_section)] = None
     errors: Section = None
     rate_limit: Section = None
     redirect_regex: Section = None

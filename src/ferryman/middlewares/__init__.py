@@ -22,6 +22,7 @@ from typing import Any
 from ferryman.dynamic.models import Middleware
 from ferryman.errors import ConfigError
 from ferryman.http.exchange import Handler
+from ferryman.middlewares.headers import build_headers
 from ferryman.middlewares.ip_allow_list import build_ip_allow_list
 from ferryman.middlewares.redirect_scheme import build_redirect_scheme
 
@@ -135,3 +136,10 @@ def _build_ip_white_list(name: str, section: Any, next_handler: Handler, ctx: Mi
 
 register_middleware("ipAllowList", _build_ip_allow_list)
 register_middleware("ipWhiteList", _build_ip_white_list)
+
+
+def _build_headers(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
+    return build_headers(name, section, next_handler)
+
+
+register_middleware("headers", _build_headers)

@@ -85,7 +85,7 @@ def test_redirect_scheme_requires_a_scheme() -> None:
 def test_unknown_or_unimplemented_type_is_a_config_error() -> None:
     assert {"redirectScheme", "chain"} <= implemented_middlewares()
     with pytest.raises(ConfigError, match="not implemented"):
-        build_middleware("h", mw("headers", {"customRequestHeaders": {"X": "1"}}), Record([], "svc"))
+        build_middleware("p", mw("plugin", {"demo": {"k": "v"}}), Record([], "svc"))
 
 
 def test_chain_middleware_resolves_members_and_detects_cycles() -> None:
