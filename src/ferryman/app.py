@@ -12,6 +12,7 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
+from ferryman.api.handler import ApiService, api_prefix
 from ferryman.control.compile import Builders, Snapshot, compile_snapshot
 from ferryman.control.watcher import Watcher
 from ferryman.dynamic.merge import MAX_INT, EntryPointInfo, MergeSettings, Redirect, merge
@@ -89,7 +90,8 @@ def merge_settings(static: StaticConfig, bound: Mapping[str, int] | None = None)
             allow_acme_bypass=ep.allow_acme_by_pass))
     return MergeSettings(entry_points=tuple(infos), default_rule_syntax=static.core.default_rule_syntax,
                          precedence=tuple(static.providers.precedence),
-                         internal_services=("noop", "ping") if static.ping is not None else ("noop",))
+                         internal_services=("noop",) + (("ping",) if static.ping is not None else ())
+                         + (("api",) if static.api is not None else ()))
 
 
 def static_transport(static: StaticConfig) -> ServersTransport:
@@ -111,6 +113,11 @@ def internal_configuration(static: StaticConfig) -> Configuration:
     if static.ping is not None and not static.ping.manual_routing:
         routers["ping"] = Router(rule="PathPrefix(`/ping`)", entry_points=(static.ping.entry_point,),
                                  service="ping@internal", priority=MAX_INT)
+    if static.api is not None and static.api.insecure:
+        # Traefik: PathPrefix(`/api`) on the traefik entry point at MaxInt-1; ferryman puts basePath
+        # in the rule too, so api.insecure and basePath work together (Traefik's do not).
+        routers["api"] = Router(rule=f"PathPrefix(`{api_prefix(static.api)}`)", entry_points=("traefik",),
+                                service="api@internal", priority=MAX_INT - 1)
     return Configuration(http=HTTPConfiguration(routers=routers))
 
 
@@ -129,6 +136,8 @@ class App:
         internal: dict[str, Handler] = {"noop@internal": NoopService()}
         if self.static.ping is not None:
             internal["ping@internal"] = PingService(self, self.static.ping.terminating_status_code)
+        if self.static.api is not None:
+            internal["api@internal"] = ApiService(self.static, lambda: self.snapshot)
         self.builders = Builders(
             load_balancer=lambda name, model, tname, transport: build_load_balancer(
                 name, model, TransportSettings.from_model(transport), self.pools, transport_name=tname),

@@ -51,8 +51,9 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset({
     "providers.redis",
     "providers.http",
     "providers.plugin",
-    # the REST API and dashboard
-    "api",
+    # the dashboard (the REST API is served; api.dashboard and api.debug: see _api_keys)
+    "api.dashboardName",
+    "api.disableDashboardAd",
     # logs: level, format and filePath are implemented; ferryman never colours its output
     "log.noColor",
     "log.maxSize",
@@ -111,4 +112,22 @@ def not_implemented_keys(config: BaseModel, registry: frozenset[str] = NOT_IMPLE
     """Paths of the listed keys that ``config`` sets explicitly (defaults do not count)."""
     found: list[str] = []
     _walk(config, (), "", registry, found)
+    if registry is NOT_IMPLEMENTED:
+        found.extend(_api_keys(config))
+    return found
+
+
+def _api_keys(config: BaseModel) -> list[str]:
+    """The REST API is served; the dashboard and ``api.debug`` are not yet. ``api.dashboard``
+    defaults to true in Traefik, so it is reported whenever ``api`` is enabled and the dashboard
+    is not turned off (a Traefik user expects ``/dashboard/`` then), set explicitly or not;
+    ``api.debug`` when it is true."""
+    api = getattr(config, "api", None)
+    if api is None:
+        return []
+    found: list[str] = []
+    if getattr(api, "dashboard", False):
+        found.append("api.dashboard")
+    if getattr(api, "debug", False):
+        found.append("api.debug")
     return found

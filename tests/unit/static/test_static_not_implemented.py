@@ -38,8 +38,9 @@ def test_only_keys_actually_set_are_reported() -> None:
         "serversTransport.spiffe",
         "entryPoints.a.http.tls",
         "entryPoints.b.udp",
-        "api",
         "metrics",
+        "api.dashboard",
+        "api.debug",
     ]
 
 
