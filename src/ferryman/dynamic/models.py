@@ -277,6 +277,34 @@ class Chain(Model):
     middlewares: StrList = ()
 
 
+class AddPrefix(Model):
+    prefix: str = ""  # required ("prefix cannot be empty")
+
+
+class StripPrefix(Model):
+    prefixes: StrList = ()
+    force_slash: bool | None = None  # deprecated; unset means false
+
+
+class StripPrefixRegex(Model):
+    regex: StrList = ()
+
+
+class ReplacePath(Model):
+    path: str = ""
+
+
+class ReplacePathRegex(Model):
+    regex: str = ""
+    replacement: str = ""
+
+
+class RedirectRegex(Model):
+    regex: str = ""
+    replacement: str = ""
+    permanent: bool = False
+
+
 class IPStrategy(Model):
     """Traefik's ``ipStrategy``: which address is the client's (``None`` section = the peer)."""
 
@@ -358,7 +386,9 @@ class Headers(Model):
 
 
 #: Middleware types this release implements (typed) — the rest are known, typed loosely.
-IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers"})
+IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers",
+    "addPrefix", "stripPrefix", "stripPrefixRegex", "replacePath", "replacePathRegex", "redirectRegex",
+})
 
 
 class Middleware(Model):
@@ -366,17 +396,17 @@ class Middleware(Model):
 
     redirect_scheme: RedirectScheme | None = None
     chain: Chain | None = None
-    add_prefix: Section = None
-    strip_prefix: Section = None
-    strip_prefix_regex: Section = None
-    replace_path: Section = None
-    replace_path_regex: Section = None
+    add_prefix: Annotated[AddPrefix | None, BeforeValidator(empty_section)] = None
+    strip_prefix: Annotated[StripPrefix | None, BeforeValidator(empty_section)] = None
+    strip_prefix_regex: Annotated[StripPrefixRegex | None, BeforeValidator(empty_section)] = None
+    replace_path: Annotated[ReplacePath | None, BeforeValidator(empty_section)] = None
+    replace_path_regex: Annotated[ReplacePathRegex | None, BeforeValidator(empty_section)] = None
     ip_white_list: IPWhiteList | None = None
     ip_allow_list: IPAllowList | None = None
     headers: Annotated[Headers | None, BeforeValidator(empty_section)] = None
     errors: Section = None
     rate_limit: Section = None
-    redirect_regex: Section = None
+    redirect_regex: Annotated[RedirectRegex | None, BeforeValidator(empty_section)] = None
     basic_auth: Section = None
     digest_auth: Section = None
     forward_auth: Section = None
