@@ -277,34 +277,6 @@ class Chain(Model):
     middlewares: StrList = ()
 
 
-class AddPrefix(Model):
-    prefix: str = ""  # required ("prefix cannot be empty")
-
-
-class StripPrefix(Model):
-    prefixes: StrList = ()
-    force_slash: bool | None = None  # deprecated; unset means false
-
-
-class StripPrefixRegex(Model):
-    regex: StrList = ()
-
-
-class ReplacePath(Model):
-    path: str = ""
-
-
-class ReplacePathRegex(Model):
-    regex: str = ""
-    replacement: str = ""
-
-
-class RedirectRegex(Model):
-    regex: str = ""
-    replacement: str = ""
-    permanent: bool = False
-
-
 class IPStrategy(Model):
     """Traefik's ``ipStrategy``: which address is the client's (``None`` section = the peer)."""
 
@@ -385,10 +357,16 @@ class Headers(Model):
         return value
 
 
+class BasicAuth(Model):
+    users: StrList = ()  # "name:hash" (htpasswd: bcrypt, apr1/MD5-crypt, {SHA})
+    users_file: str = ""
+    realm: str = ""  # "" = "traefik"
+    remove_header: bool = False
+    header_field: str = ""
+
+
 #: Middleware types this release implements (typed) — the rest are known, typed loosely.
-IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers",
-    "addPrefix", "stripPrefix", "stripPrefixRegex", "replacePath", "replacePathRegex", "redirectRegex",
-})
+IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers", "basicAuth"})
 
 
 class Middleware(Model):
@@ -396,18 +374,18 @@ class Middleware(Model):
 
     redirect_scheme: RedirectScheme | None = None
     chain: Chain | None = None
-    add_prefix: Annotated[AddPrefix | None, BeforeValidator(empty_section)] = None
-    strip_prefix: Annotated[StripPrefix | None, BeforeValidator(empty_section)] = None
-    strip_prefix_regex: Annotated[StripPrefixRegex | None, BeforeValidator(empty_section)] = None
-    replace_path: Annotated[ReplacePath | None, BeforeValidator(empty_section)] = None
-    replace_path_regex: Annotated[ReplacePathRegex | None, BeforeValidator(empty_section)] = None
+    add_prefix: Section = None
+    strip_prefix: Section = None
+    strip_prefix_regex: Section = None
+    replace_path: Section = None
+    replace_path_regex: Section = None
     ip_white_list: IPWhiteList | None = None
     ip_allow_list: IPAllowList | None = None
     headers: Annotated[Headers | None, BeforeValidator(empty_section)] = None
     errors: Section = None
     rate_limit: Section = None
-    redirect_regex: Annotated[RedirectRegex | None, BeforeValidator(empty_section)] = None
-    basic_auth: Section = None
+    redirect_regex: Section = None
+    basic_auth: Annotated[BasicAuth | None, BeforeValidator(empty_section)] = None
     digest_auth: Section = None
     forward_auth: Section = None
     in_flight_req: Section = None

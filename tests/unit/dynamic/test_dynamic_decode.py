@@ -274,7 +274,7 @@ def test_tcp_udp_and_unimplemented_middlewares_are_warnings() -> None:
     d = yaml_doc("""
 http:
   middlewares:
-    auth: {basicAuth: {users: ["u:p"]}}
+    auth: {plugin: {demo: {}}}
     https: {redirectScheme: {scheme: https}}
 tcp:
   routers: {db: {rule: "HostSNI(`*`)", service: db}}
@@ -284,7 +284,7 @@ udp:
     assert d.errors == []
     assert set(d.config.http.middlewares) == {"auth", "https"}
     assert d.warnings == [
-        f"{SRC}: http.middlewares.auth: middleware type 'basicAuth' is not implemented in ferryman yet; "
+        f"{SRC}: http.middlewares.auth: middleware type 'plugin' is not implemented in ferryman yet; "
         "routers that use it are disabled",
         f"{SRC}: tcp: TCP routing is not implemented in ferryman yet; the 'tcp' section is ignored",
         f"{SRC}: udp: UDP routing is not implemented in ferryman yet; the 'udp' section is ignored",

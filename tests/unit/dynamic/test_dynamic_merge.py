@@ -315,10 +315,10 @@ http:
   routers:
     r: {rule: "Path(`/`)", service: api, middlewares: [auth]}
   middlewares:
-    auth: {basicAuth: {users: ["u:p"]}}
+    auth: {plugin: {demo: {}}}
 """ + SERVICE)
     assert m.routers["r@file"].errors == (
-        'middleware "auth@file" is a basicAuth middleware, which ferryman does not implement yet',)
+        'middleware "auth@file" is a plugin middleware, which ferryman does not implement yet',)
     assert m.middlewares["auth@file"].status == "disabled"
 
 
