@@ -308,6 +308,65 @@ class IPWhiteList(Model):
         return empty_section(value)
 
 
+class AddPrefix(Model):
+    prefix: str = ""  # required ("prefix cannot be empty")
+
+
+class StripPrefix(Model):
+    prefixes: StrList = ()
+    force_slash: bool | None = None  # deprecated; unset means false
+
+
+class StripPrefixRegex(Model):
+    regex: StrList = ()
+
+
+class ReplacePath(Model):
+    path: str = ""
+
+
+class ReplacePathRegex(Model):
+    regex: str = ""
+    replacement: str = ""
+
+
+class RedirectRegex(Model):
+    regex: str = ""
+    replacement: str = ""
+    permanent: bool = False
+
+
+class IPStrategy(Model):
+    """Traefik's ``ipStrategy``: which address is the client's (``None`` section = the peer)."""
+
+    depth: int = 0
+    excluded_ips: StrList = Field(default=(), alias="excludedIPs")
+    ipv6_subnet: int | None = Field(default=None, alias="ipv6Subnet")
+
+
+class IPAllowList(Model):
+    source_range: StrList = ()
+    ip_strategy: IPStrategy | None = Field(default=None, alias="ipStrategy")
+    reject_status_code: int = 0  # 0 = 403 Forbidden
+
+    @field_validator("ip_strategy", mode="before")
+    @classmethod
+    def _strategy(cls, value: Any) -> Any:
+        return empty_section(value)
+
+
+class IPWhiteList(Model):
+    """Deprecated ``ipWhiteList`` (no ``rejectStatusCode``: always 403)."""
+
+    source_range: StrList = ()
+    ip_strategy: IPStrategy | None = Field(default=None, alias="ipStrategy")
+
+    @field_validator("ip_strategy", mode="before")
+    @classmethod
+    def _strategy(cls, value: Any) -> Any:
+        return empty_section(value)
+
+
 class Headers(Model):
     """Traefik's ``headers``: custom request/response headers, CORS, security headers."""
 
@@ -366,7 +425,9 @@ class BasicAuth(Model):
 
 
 #: Middleware types this release implements (typed) — the rest are known, typed loosely.
-IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers", "basicAuth"})
+IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers", "basicAuth",
+    "addPrefix", "stripPrefix", "stripPrefixRegex", "replacePath", "replacePathRegex", "redirectRegex",
+})
 
 
 class Middleware(Model):
@@ -374,17 +435,17 @@ class Middleware(Model):
 
     redirect_scheme: RedirectScheme | None = None
     chain: Chain | None = None
-    add_prefix: Section = None
-    strip_prefix: Section = None
-    strip_prefix_regex: Section = None
-    replace_path: Section = None
-    replace_path_regex: Section = None
+    add_prefix: Annotated[AddPrefix | None, BeforeValidator(empty_section)] = None
+    strip_prefix: Annotated[StripPrefix | None, BeforeValidator(empty_section)] = None
+    strip_prefix_regex: Annotated[StripPrefixRegex | None, BeforeValidator(empty_section)] = None
+    replace_path: Annotated[ReplacePath | None, BeforeValidator(empty_section)] = None
+    replace_path_regex: Annotated[ReplacePathRegex | None, BeforeValidator(empty_section)] = None
     ip_white_list: IPWhiteList | None = None
     ip_allow_list: IPAllowList | None = None
     headers: Annotated[Headers | None, BeforeValidator(empty_section)] = None
     errors: Section = None
     rate_limit: Section = None
-    redirect_regex: Section = None
+    redirect_regex: Annotated[RedirectRegex | None, BeforeValidator(empty_section)] = None
     basic_auth: Annotated[BasicAuth | None, BeforeValidator(empty_section)] = None
     digest_auth: Section = None
     forward_auth: Section = None

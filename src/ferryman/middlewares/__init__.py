@@ -22,10 +22,17 @@ from typing import Any
 from ferryman.dynamic.models import Middleware
 from ferryman.errors import ConfigError
 from ferryman.http.exchange import Handler
+from ferryman.middlewares.add_prefix import build_add_prefix
 from ferryman.middlewares.basic_auth import build_basic_auth
 from ferryman.middlewares.headers import build_headers
 from ferryman.middlewares.ip_allow_list import build_ip_allow_list
+from ferryman.middlewares.redirect_regex import build_redirect_regex
+from ferryman.middlewares.ip_allow_list import build_ip_allow_list
 from ferryman.middlewares.redirect_scheme import build_redirect_scheme
+from ferryman.middlewares.replace_path import build_replace_path
+from ferryman.middlewares.replace_path_regex import build_replace_path_regex
+from ferryman.middlewares.strip_prefix import build_strip_prefix
+from ferryman.middlewares.strip_prefix_regex import build_strip_prefix_regex
 
 __all__ = [
     "MiddlewareBuilder",
@@ -151,3 +158,17 @@ def _build_basic_auth(name: str, section: Any, next_handler: Handler, ctx: Middl
 
 
 register_middleware("basicAuth", _build_basic_auth)
+
+
+def _build_path_middleware(builder: Callable[[str, Any, Handler], Handler]) -> MiddlewareBuilder:
+    def build(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
+        return builder(name, section, next_handler)
+    return build
+
+
+register_middleware("addPrefix", _build_path_middleware(build_add_prefix))
+register_middleware("stripPrefix", _build_path_middleware(build_strip_prefix))
+register_middleware("stripPrefixRegex", _build_path_middleware(build_strip_prefix_regex))
+register_middleware("replacePath", _build_path_middleware(build_replace_path))
+register_middleware("replacePathRegex", _build_path_middleware(build_replace_path_regex))
+register_middleware("redirectRegex", _build_path_middleware(build_redirect_regex))
