@@ -1,0 +1,126 @@
+"""The API's JSON next to the real Traefik's (tests/oracle harness): same static and dynamic files,
+``api.insecure`` on both, every endpoint compared key by key and value by value.
+
+Normalised before comparing, as documented differences: entry point addresses (each proxy has its
+own ports), ``error`` messages (ferryman's say more; both must have them on the same elements),
+service references (ferryman shows them qualified, ``app@file``; Traefik as written, ``app``) and
+``/api/version``'s values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.oracle.harness import TRAEFIK, TRAEFIK_MISSING, Backends, Pair, lb
+from tests.support.procs import http_request
+
+pytestmark = [pytest.mark.oracle, pytest.mark.skipif(TRAEFIK is None, reason=TRAEFIK_MISSING)]
+
+
+def dynamic(backends: Backends) -> dict[str, Any]:
+    app, v2 = backends["app"], backends["v2"]
+    return {"http": {
+        "routers": {
+            "ok": {"rule": "Host(`a.example`) && PathPrefix(`/x`)", "entryPoints": ["web"], "service": "app",
+                   "middlewares": ["secured"]},
+            "missing": {"rule": "Host(`c.example`)", "entryPoints": ["web"], "service": "nope"},
+            "warn": {"rule": "Path(`/p`)", "priority": 42, "entryPoints": ["web", "nowhere"], "service": "split"},
+            "user-api": {"rule": "Host(`api.example`)", "entryPoints": ["web"], "service": "api@internal"},
+        },
+        "services": {
+            "app": lb(app),
+            "v2": {"loadBalancer": {"passHostHeader": False, "servers": [{"url": v2.url, "weight": 2}]}},
+            "split": {"weighted": {"services": [{"name": "app", "weight": 3}, {"name": "v2"}]}},
+            "unused": lb(v2),
+        },
+        "middlewares": {
+            "secured": {"chain": {"middlewares": ["https-only"]}},
+            "https-only": {"redirectScheme": {"scheme": "https", "permanent": True}},
+        },
+    }}
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    backends = Backends()
+    try:
+        with Pair(tmp_path_factory.mktemp("api"), backends, {"web": {}, "traefik": {}}, dynamic(backends),
+                  static_extra={"api": {"insecure": True, "dashboard": False}}) as p:
+            yield p
+    finally:
+        backends.close()
+
+
+def fetch(pair: Pair, which: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    proxy = pair.traefik if which == "traefik" else pair.ferryman
+    assert proxy is not None
+    status, pairs, body = http_request("127.0.0.1", proxy.ports["traefik"], path)
+    return status, {k.lower(): v for k, v in pairs if k.lower() not in ("date", "content-length", "transfer-encoding")}, body
+
+
+def qualify(name: str, provider: str) -> str:
+    return name if "@" in name else f"{name}@{provider}"
+
+
+def normalise(value: Any, provider: str = "") -> Any:
+    """Remove the documented differences (see the module docstring); keep key order."""
+    if isinstance(value, list):
+        return [normalise(v, provider) for v in value]
+    if not isinstance(value, dict):
+        return value
+    provider = value.get("provider", provider)
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key == "error":
+            item = ["<error>"] * len(item)
+        elif key == "address":
+            item = "<address>"
+        elif key == "service" and isinstance(item, str) and provider:
+            item = qualify(item, provider)
+        elif key == "services" and isinstance(item, list) and provider:
+            item = [{**s, "name": qualify(s["name"], provider)} for s in item]
+        out[key] = normalise(item, provider)
+    return out
+
+
+def normalise_rawdata(raw: dict[str, Any]) -> dict[str, Any]:
+    return {kind: {name: normalise(body, name.rsplit("@", 1)[1]) for name, body in table.items()}
+            for kind, table in raw.items()}
+
+
+@pytest.mark.parametrize("endpoint", [
+    "overview", "entrypoints", "entrypoints/web", "http/routers", "http/routers/ok@file",
+    "http/routers/missing%40file", "http/services", "http/services/split@file", "http/middlewares",
+    "http/middlewares/secured@file", "tcp/routers", "tcp/services", "tcp/middlewares", "udp/routers",
+    "udp/services", "http/routers?status=disabled", "http/routers?search=EXAMPLE&per_page=2&page=2",
+    "http/services?status=enabled&per_page=3", "rawdata",
+])
+def test_same_json_as_traefik(pair: Pair, endpoint: str) -> None:
+    t_status, t_headers, t_body = fetch(pair, "traefik", f"/api/{endpoint}")
+    f_status, f_headers, f_body = fetch(pair, "ferryman", f"/api/{endpoint}")
+    assert (f_status, f_headers) == (t_status, t_headers)
+    if endpoint == "rawdata":
+        assert normalise_rawdata(json.loads(f_body)) == normalise_rawdata(json.loads(t_body))
+    else:
+        t, f = normalise(json.loads(t_body)), normalise(json.loads(f_body))
+        assert json.dumps(f, indent=1) == json.dumps(t, indent=1)  # key order too
+
+
+@pytest.mark.parametrize("path", [
+    "/api/http/routers/nope@file", "/api/http/services/x", "/api/http/middlewares/x", "/api/entrypoints/zz",
+    "/api/tcp/routers/x", "/api/nothing", "/api/http/routers/", "/api/http/routers?per_page=2&page=9",
+    "/api/http/routers?per_page=abc", "/api/http/routers/a%zzb",
+])
+def test_same_errors_as_traefik(pair: Pair, path: str) -> None:
+    assert fetch(pair, "ferryman", path) == fetch(pair, "traefik", path)
+
+
+def test_version_has_traefiks_keys(pair: Pair) -> None:
+    t_status, t_headers, t_body = fetch(pair, "traefik", "/api/version")
+    f_status, f_headers, f_body = fetch(pair, "ferryman", "/api/version")
+    assert (f_status, f_headers) == (t_status, t_headers)
+    assert list(json.loads(f_body)) == list(json.loads(t_body)) == ["Version", "Codename", "startDate"]
