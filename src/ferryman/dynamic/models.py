@@ -277,37 +277,6 @@ class Chain(Model):
     middlewares: StrList = ()
 
 
-class IPStrategy(Model):
-    """Traefik's ``ipStrategy``: which address is the client's (``None`` section = the peer)."""
-
-    depth: int = 0
-    excluded_ips: StrList = Field(default=(), alias="excludedIPs")
-    ipv6_subnet: int | None = Field(default=None, alias="ipv6Subnet")
-
-
-class IPAllowList(Model):
-    source_range: StrList = ()
-    ip_strategy: IPStrategy | None = Field(default=None, alias="ipStrategy")
-    reject_status_code: int = 0  # 0 = 403 Forbidden
-
-    @field_validator("ip_strategy", mode="before")
-    @classmethod
-    def _strategy(cls, value: Any) -> Any:
-        return empty_section(value)
-
-
-class IPWhiteList(Model):
-    """Deprecated ``ipWhiteList`` (no ``rejectStatusCode``: always 403)."""
-
-    source_range: StrList = ()
-    ip_strategy: IPStrategy | None = Field(default=None, alias="ipStrategy")
-
-    @field_validator("ip_strategy", mode="before")
-    @classmethod
-    def _strategy(cls, value: Any) -> Any:
-        return empty_section(value)
-
-
 class AddPrefix(Model):
     prefix: str = ""  # required ("prefix cannot be empty")
 

@@ -27,7 +27,6 @@ from ferryman.middlewares.basic_auth import build_basic_auth
 from ferryman.middlewares.headers import build_headers
 from ferryman.middlewares.ip_allow_list import build_ip_allow_list
 from ferryman.middlewares.redirect_regex import build_redirect_regex
-from ferryman.middlewares.ip_allow_list import build_ip_allow_list
 from ferryman.middlewares.redirect_scheme import build_redirect_scheme
 from ferryman.middlewares.replace_path import build_replace_path
 from ferryman.middlewares.replace_path_regex import build_replace_path_regex
