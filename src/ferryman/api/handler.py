@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import time
 import urllib.parse
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -108,7 +109,8 @@ class ApiService:
         if api.dashboard_name:
             version["dashboardName"] = api.dashboard_name
         self.version_body = encode(version, newline=False)
-        self._snapshot: Snapshot | None = None
+        # The snapshot the views were built from, weakly: a reload must not keep the old one alive.
+        self._snapshot: weakref.ref[Snapshot] | None = None
         self._views: ApiViews | None = None
 
     # -- views -------------------------------------------------------------------------------------
@@ -117,9 +119,10 @@ class ApiService:
         """This snapshot's views, built on first use and kept until the snapshot changes."""
         snapshot = self.current()
         views = self._views
-        if views is None or snapshot is not self._snapshot:
+        built = self._snapshot() if self._snapshot is not None else None
+        if views is None or snapshot is not built:
             views = self._views = build_views(snapshot, self.static_views)
-            self._snapshot = snapshot
+            self._snapshot = weakref.ref(snapshot) if snapshot is not None else None
         return views
 
     def _listing(self, attr: str | None) -> Listing:

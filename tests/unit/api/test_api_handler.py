@@ -3,6 +3,9 @@ views built once per snapshot."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 
 from ferryman.api.gojson import encode, go_duration, go_time
@@ -194,6 +197,19 @@ def test_views_are_built_once_per_snapshot() -> None:
     app.snapshot = second
     assert ask(api, "/api/http/services/split@file").json()["weighted"]["services"][0]["weight"] == 8
     assert api._views is not views
+
+
+def test_views_do_not_keep_an_old_snapshot_alive() -> None:
+    static, dynamic = golden_inputs()
+    app, first = build_snapshot(static, dynamic)
+    api = ApiService(static, lambda: app.snapshot)
+    ask(api, "/api/overview")
+    gone = weakref.ref(first)
+    _app2, app.snapshot = build_snapshot(static, dynamic)
+    del first, _app2
+    gc.collect()
+    assert gone() is None
+    assert ask(api, "/api/overview").status == 200
 
 
 # -- Go formatting helpers ----------------------------------------------------------------------
