@@ -228,3 +228,43 @@ def test_go_encoding_and_time() -> None:
     assert encode([1, True, None], newline=False) == b"[1,true,null]"
     assert go_time(0) == "1970-01-01T00:00:00Z"
     assert go_time(1.25) == "1970-01-01T00:00:01.25Z"
+
+
+def test_rejected_elements_and_every_kind_of_section_encode() -> None:
+    static = load_static({"entryPoints": {"web": {"address": ":80"}}, "api": {}})
+    _app, snapshot = build_snapshot(static, """
+http:
+  routers:
+    r1: {rule: "Host(`a`)", service: s1, middlewares: [m1, m2, m3, m4, m5]}
+    bad: {rule: "Host(`b`)", service: s1, colour: red}
+  services:
+    s1: {loadBalancer: {servers: [{url: "http://127.0.0.1:1"}], healthCheck: {path: /h, interval: 10s},
+                        sticky: {cookie: {}}}}
+    s2: {loadBalancer: {servers: [{url: "http://127.0.0.1:1"}], nope: 1}}
+    s3: {failover: {service: s1, fallback: s1}}
+    s4: {highestRandomWeight: {services: [{name: s1}]}}
+  middlewares:
+    m1: {addPrefix: {prefix: /x}}
+    m2: {ipAllowList: {sourceRange: [10.0.0.0/8], ipStrategy: {depth: 1}}}
+    m3: {rateLimit: {average: 10, period: 1s}}
+    m4: {circuitBreaker: {expression: "NetworkErrorRatio() > 0.5"}}
+    m5: {compress: {}}
+""")
+    api = service_for(static, snapshot)
+    bad = ask(api, "/api/http/routers/bad@file").json()
+    assert list(bad) == ["error", "status", "name", "provider", "priorityStr"]
+    assert bad["status"] == "disabled" and "colour: unknown key" in bad["error"][0]
+    assert ask(api, "/api/http/services/s2@file").json()["status"] == "disabled"
+    s1 = ask(api, "/api/http/services/s1@file").json()["loadBalancer"]
+    assert s1["healthCheck"]["interval"] == "10s" and s1["sticky"] == {"cookie": {"path": "/"}}
+    assert ask(api, "/api/http/services/s4@file").json()["type"] == "highestrandomweight"
+    assert ask(api, "/api/http/middlewares/m4@file").json()["circuitBreaker"] == {
+        "expression": "NetworkErrorRatio() > 0.5"}
+    assert ask(api, "/api/http/middlewares/m5@file").json()["compress"] == {}
+    assert ask(api, "/api/rawdata").status == 200
+    overview = ask(api, "/api/overview").json()
+    assert "providers" not in overview  # none configured (omitempty)
+    listed = ask(api, "/api/http/middlewares").json()
+    assert overview["http"]["middlewares"] == {
+        "total": 5, "warnings": sum(m["status"] == "warning" for m in listed),
+        "errors": sum(m["status"] == "disabled" for m in listed)}
