@@ -58,3 +58,19 @@ def test_ip_allow_list_over_the_wire(case: dict[str, Any]) -> None:
             assert backend.requests == []
             assert resp.get("content-type") is None
             assert resp.body == {403: b"Forbidden", 404: b"Not Found"}[status]
+
+
+def test_ip_strategy_depth_over_the_wire() -> None:
+    """``ipStrategy.depth`` reads X-Forwarded-For as the entry point hands it over: from a trusted
+    peer only (forwardedHeaders.insecure here); from an untrusted one the header is dropped first."""
+    pools = UpstreamPools()
+    config = {"sourceRange": ["198.51.100.7"], "ipStrategy": {"depth": 2}}
+    raw = b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.7, 10.0.0.1\r\n\r\n"
+    with http_backend() as backend:
+        handler = build_middleware("allow", mw("ipAllowList", config), lb(pools, backend.url))
+        with proxy(handler, settings(forwarded_insecure=True), pools=pools) as px:
+            assert exchange(px.port, raw).status == 200
+        with proxy(handler, settings(), pools=pools) as px:
+            assert exchange(px.port, raw).status == 403
+        assert len(backend.requests) == 1
+        assert backend.requests[0].get("x-forwarded-for") == "198.51.100.7, 10.0.0.1, 127.0.0.1"
