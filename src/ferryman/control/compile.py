@@ -9,14 +9,16 @@ that depends on it, with the reason; the rest compiles. Pure CPU work, timed as 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from ferryman.control.routing import RouteEntry, RoutingTable, build_routing_table
-from ferryman.dynamic.merge import Diagnostic, Merged
+from ferryman.dynamic.merge import DEFAULT_TLS_OPTIONS, Diagnostic, Level, Merged
 from ferryman.dynamic.models import LoadBalancer, Middleware, ServersTransport, Weighted
 from ferryman.errors import ConfigError
 from ferryman.http.exchange import Handler
+from ferryman.tls.store import TLSServing, TLSStore, sni_host
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class Snapshot:
     merged: Merged
     #: entry point -> routing table of plain-HTTP routers
     tables: Mapping[str, RoutingTable[Handler]]
-    #: entry point -> routing table of TLS routers (served once TLS termination exists)
+    #: entry point -> routing table of TLS routers (answered only on TLS connections)
     tls_tables: Mapping[str, RoutingTable[Handler]]
     #: element name -> why compile disabled it (on top of merge's own statuses)
     disabled: Mapping[str, str]
@@ -45,6 +47,10 @@ class Snapshot:
     #: load-balancer handlers by service name with what they were built from, so the next compile
     #: reuses the ones whose configuration did not change (and keeps their round-robin state)
     built_services: Mapping[str, tuple[object, Handler]] = field(default_factory=dict)
+    #: entry point -> its TLS view (certificates and options by SNI); absent = no TLS on it
+    tls: Mapping[str, TLSServing] = field(default_factory=dict)
+    #: certificates and contexts, reused by the next compile while ``merged.tls`` is unchanged
+    tls_store: TLSStore | None = None
 
     def table(self, entry_point: str, *, tls: bool = False) -> RoutingTable[Handler]:
         tables = self.tls_tables if tls else self.tables
@@ -64,7 +70,9 @@ def _default_transport(merged: Merged, static_default: ServersTransport) -> Serv
 
 def compile_snapshot(merged: Merged, entry_points: Sequence[str], builders: Builders, *,
                      static_transport: ServersTransport | None = None,
-                     previous: Snapshot | None = None) -> Snapshot:
+                     previous: Snapshot | None = None,
+                     tls_entry_points: Collection[str] = ()) -> Snapshot:
+    """``tls_entry_points``: entry points with ``http.tls`` (served with TLS even without routers)."""
     started = time.perf_counter()
     default_transport = _default_transport(merged, static_transport or ServersTransport())
     disabled: dict[str, str] = {}
@@ -137,12 +145,30 @@ def compile_snapshot(merged: Merged, entry_points: Sequence[str], builders: Buil
                 return None
         return handler
 
-    for info in merged.routers.values():
-        if info.tls and info.serving:
-            diagnostics.append(Diagnostic(
-                kind="http.routers", name=info.name, level="warning",
-                message="TLS termination is not implemented yet in ferryman 0.1: this HTTPS router "
-                        "is not served (plain-HTTP routers are)"))
+    # TLS: one store (certificates, options, contexts) for the merged tls section, one SNI view
+    # per entry point that has TLS routers (or http.tls).
+    tls_eps = {ep for info in merged.routers.values() if info.tls and info.serving for ep in info.using}
+    tls_eps = (tls_eps | set(tls_entry_points)) & set(entry_points)
+    tls_store: TLSStore | None = None
+    servings: dict[str, TLSServing] = {}
+    if tls_eps:
+        old_store = previous.tls_store if previous is not None else None
+        tls_store = old_store if old_store is not None and old_store.config == merged.tls \
+            else TLSStore.build(merged.tls)
+        for ep in sorted(tls_eps):
+            host_options: dict[str, str] = {}
+            for info in merged.routers_on(ep, tls=True):
+                if info.rule is not None:
+                    for domain in info.rule.domains():
+                        host_options.setdefault(sni_host(domain), info.tls_options or DEFAULT_TLS_OPTIONS)
+            servings[ep] = tls_store.serving(host_options)
+        diagnostics.extend(Diagnostic(kind=p.kind, name=p.name, level=cast(Level, p.level), message=p.message)
+                           for p in dict.fromkeys(tls_store.problems))
+        for info in merged.routers.values():
+            option = info.tls_options or DEFAULT_TLS_OPTIONS
+            if info.tls and info.serving and option in tls_store.option_errors:
+                fail("http.routers", info.name,
+                     f'TLS options "{option}" cannot be used: {tls_store.option_errors[option]}')
     tables: dict[str, RoutingTable[Handler]] = {}
     tls_tables: dict[str, RoutingTable[Handler]] = {}
     built: dict[tuple[str, tuple[str, ...]], Handler | None] = {}
@@ -163,4 +189,4 @@ def compile_snapshot(merged: Merged, entry_points: Sequence[str], builders: Buil
                 out[ep] = build_routing_table(entries)
     return Snapshot(merged=merged, tables=tables, tls_tables=tls_tables, disabled=disabled,
                     diagnostics=tuple(diagnostics), seconds=time.perf_counter() - started,
-                    built_services=built_services)
+                    built_services=built_services, tls=servings, tls_store=tls_store)

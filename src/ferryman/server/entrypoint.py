@@ -5,6 +5,9 @@ Contract::
     ep = EntryPoint(EntryPointSettings(name="web", port=0), routes=table)
     await ep.start()            # binds; ep.bound_port is the real port (port 0 binds)
     ep.routes = new_table       # swap in one assignment; in-flight requests keep the table they matched
+    ep.tls_routes = tls_table   # HTTPS routers: answered only on TLS connections
+    ep.tls = serving            # TLSServing: TLS and plain on the same port (ClientHello peek);
+                                # new handshakes use the new certificates/options, open ones keep theirs
     await ep.shutdown()         # requestAcceptGraceTimeout, then graceTimeOut, then force-close
 
 ``routes`` is any object with ``match(req: MatchRequest) -> entry | None`` where ``entry.target`` is
@@ -31,9 +34,11 @@ from ferryman.http.exchange import Handler
 from ferryman.http.forwarded import ForwardingPolicy
 from ferryman.ipnet import IPMatcher
 from ferryman.server.h1 import H1Connection
+from ferryman.server.tls import start_tls
 
 if TYPE_CHECKING:
     from ferryman.http.match import MatchView
+    from ferryman.tls.store import TLSServing
 
 log = logging.getLogger("ferryman.server")
 
@@ -135,6 +140,9 @@ class EntryPoint:
                  ssl: ssl_module.SSLContext | None = None, hostname: str | None = None) -> None:
         self.settings = settings
         self.routes: RoutesLike | None = routes
+        # With a fixed ``ssl`` context every connection is TLS and routes with ``tls_routes``.
+        self.tls_routes: RoutesLike | None = routes if ssl is not None else None
+        self.tls: TLSServing | None = None
         self.forwarding = ForwardingPolicy(
             insecure=settings.forwarded_insecure, trusted_ips=settings.forwarded_trusted_ips,
             connection=settings.forwarded_connection,
@@ -207,6 +215,11 @@ class EntryPoint:
             return True
         matcher = self._proxy_trusted
         return matcher is not None and matcher.contains(ip)
+
+    def start_tls(self, transport: asyncio.BaseTransport, hello: bytes, ctx: ssl_module.SSLContext,
+                  client: tuple[str, int]) -> None:
+        """A connection peeked a ClientHello: terminate TLS on it (see :mod:`ferryman.server.tls`)."""
+        start_tls(self, transport, hello, ctx, client)
 
     def connection_closed(self) -> None:
         drained = self._drained

@@ -28,6 +28,12 @@ Behaviour (Traefik/Go ``net/http`` semantics):
 * ``keepAliveMaxRequests``/``keepAliveMaxTime`` and shutdown send ``Connection: close``.
 * PROXY protocol v1/v2 (when the entry point enables it): the header is parsed and removed; its
   source address replaces the peer's only when the peer is trusted (go-proxyproto USE/IGNORE).
+* TLS and plain HTTP on one port (when the entry point has TLS, ``ep.tls``): after the PROXY header
+  (if any) the first byte is peeked; ``0x16`` starts a TLS ClientHello, which is read whole (sans-I/O,
+  :mod:`ferryman.tls.clienthello`) to pick the ``SSLContext`` for its SNI, then the connection is
+  handed to :mod:`ferryman.server.tls` (``loop.start_tls`` on the same transport) and continues as a
+  new ``H1Connection`` with ``ConnInfo.tls``; it routes with ``ep.tls_routes``, plain connections with
+  ``ep.routes``. Entry points without TLS skip the peek.
 """
 
 from __future__ import annotations
@@ -77,11 +83,16 @@ from ferryman.proto.h1 import (
     status_line,
 )
 from ferryman.proto.proxy_protocol import NEED_MORE, NOT_PROXY, parse_proxy_header
+from ferryman.tls.clienthello import NEED_MORE as HELLO_NEED_MORE
+from ferryman.tls.clienthello import ClientHello, peek_client_hello
 
 if TYPE_CHECKING:
     from ferryman.server.entrypoint import EntryPoint
 
 log = logging.getLogger("ferryman.server")
+
+#: A fatal TLS alert record (TLS 1.2 framing, accepted by every version): internal_error (80).
+TLS_ALERT_INTERNAL_ERROR: Final = b"\x15\x03\x03\x00\x02\x02\x50"
 
 __all__ = ["H1Connection"]
 
@@ -155,6 +166,8 @@ ST_UPGRADE_WAIT: Final = 2
 ST_TUNNEL: Final = 3
 ST_CLOSED: Final = 4
 ST_LINGER: Final = 5    # error answered, write side shut: discard input briefly, then close
+ST_PEEK: Final = 6      # TLS entry point: waiting for the first byte / the whole ClientHello
+ST_HANDOFF: Final = 7   # handed to the TLS handshake; this protocol object is finished
 
 #: Go's ``rstAvoidanceDelay``: how long to read and discard after an error answer before closing.
 _LINGER: Final = 0.5
@@ -219,6 +232,7 @@ class H1Connection(asyncio.Protocol):
         "_early",
         "_ep",
         "_flags",
+        "_handoff",
         "_head_bytes",
         "_head_open",
         "_headers",
@@ -255,8 +269,11 @@ class H1Connection(asyncio.Protocol):
         "write_paused",
     )
 
-    def __init__(self, ep: EntryPoint) -> None:
+    def __init__(self, ep: EntryPoint, handoff: tuple[str, int] | None = None) -> None:
+        """``handoff``: this connection continues a TLS handshake; the client address (after any
+        PROXY header) it had before."""
         self._ep = ep
+        self._handoff = handoff
         self._parser = HttpRequestParser(self)
         self._transport: Any = None
         self._state = ST_HTTP
@@ -311,6 +328,9 @@ class H1Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
         ip, port = (peer[0], peer[1]) if isinstance(peer, tuple) else ("", 0)
+        handoff = self._handoff
+        if handoff is not None:
+            ip, port = handoff
         tls = transport.get_extra_info("sslcontext") is not None
         self.info = ConnInfo(ep.settings.name, ip, port, tls, ep.forwarding,
                              sock[1] if isinstance(sock, tuple) else 0)
@@ -319,8 +339,11 @@ class H1Connection(asyncio.Protocol):
         read_timeout = ep.settings.read_timeout
         if read_timeout > 0:
             self._deadline_read = now + read_timeout
-        if ep.settings.proxy_protocol:
-            self._state = ST_PROXY
+        if handoff is None:
+            if ep.settings.proxy_protocol:
+                self._state = ST_PROXY
+            elif ep.tls is not None:
+                self._state = ST_PEEK
         ep.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -596,7 +619,7 @@ class H1Connection(asyncio.Protocol):
             ex.respond(400, (), b"", content_type=None)
             return
         try:
-            routes = ep.routes
+            routes = ep.tls_routes if info.tls else ep.routes
             if routes is not None:
                 view = self._view
                 view.bind(ex)
@@ -665,7 +688,8 @@ class H1Connection(asyncio.Protocol):
 
     def _dispatch(self, ex: Exchange) -> None:
         try:
-            routes = self._ep.routes
+            ep = self._ep
+            routes = ep.tls_routes if ex.conn.tls else ep.routes
             entry = routes.match(ex.match_request()) if routes is not None else None
             if entry is None:
                 ex.respond(404, _NOT_FOUND_HEADERS, _NOT_FOUND_BODY)
@@ -962,9 +986,11 @@ class H1Connection(asyncio.Protocol):
                 peer.tunnel_data(data)
         elif state == ST_UPGRADE_WAIT:
             self._early += data
+        elif state == ST_PEEK:
+            self._on_peek(data)
         elif state == ST_PROXY:
             self._on_proxy_data(data)
-        # ST_LINGER: discard
+        # ST_LINGER, ST_HANDOFF: discard
 
     def _on_proxy_data(self, data: bytes) -> None:
         buf = self._proxy_buf + data if self._proxy_buf else data
@@ -977,7 +1003,7 @@ class H1Connection(asyncio.Protocol):
             self._proxy_buf = buf
             return
         self._proxy_buf = b""
-        self._state = ST_HTTP
+        self._state = ST_PEEK if self._ep.tls is not None else ST_HTTP
         if result is not NOT_PROXY:
             info = self.info
             assert info is not None and not isinstance(result, type(NOT_PROXY))
@@ -987,6 +1013,43 @@ class H1Connection(asyncio.Protocol):
             buf = buf[result.consumed:]
         if buf:
             self.data_received(buf)
+
+    def _on_peek(self, data: bytes) -> None:
+        """TLS or plain? Plain requests pay one byte comparison; a ClientHello is read whole."""
+        buf = self._proxy_buf + data if self._proxy_buf else data
+        if buf[0] != 0x16:
+            self._proxy_buf = b""
+            self._state = ST_HTTP
+            self.data_received(buf)
+            return
+        hello = peek_client_hello(buf)
+        if hello is HELLO_NEED_MORE:
+            self._proxy_buf = buf
+            return
+        self._proxy_buf = b""
+        serving = self._ep.tls
+        if serving is None or not isinstance(hello, ClientHello):  # TLS was switched off meanwhile
+            self._state = ST_HTTP
+            self.data_received(buf)
+            return
+        ctx = serving.select(hello.sni)
+        if ctx is None:
+            # sniStrict: no certificate for this name. Go answers GetCertificate errors with a
+            # fatal internal_error alert.
+            log.debug("TLS handshake refused (sniStrict): SNI %r", hello.sni)
+            self._transport.write(TLS_ALERT_INTERNAL_ERROR)
+            self._close()
+            return
+        info = self.info
+        assert info is not None
+        self._state = ST_HANDOFF
+        self._deadline_read = 0.0
+        ep = self._ep
+        ep.connections.discard(self)
+        self._transport.pause_reading()
+        ep.start_tls(self._transport, buf, ctx, (info.client_ip, info.client_port))
+        self._transport = None
+        ep.connection_closed()
 
     def _custom_method(self, data: bytes) -> bytes | None:
         """llhttp only knows a fixed method table; Go accepts any token (``get``, ``FROB``). When the

@@ -108,9 +108,10 @@ def test_unchanged_load_balancers_are_reused_across_compiles() -> None:
     assert t1.children[0].children[1] is not t2.children[0].children[1]  # v2 was rebuilt
 
 
-def test_https_routers_are_reported_not_silently_dropped() -> None:
+def test_https_routers_are_served_on_the_tls_side_only() -> None:
     snap = compile_yaml(DYN.replace('service: split, middlewares', 'tls: {}, service: split, middlewares'),
                         Counting())
     assert snap.table("web").match(Req("a")) is None
-    assert any(d.name == "app@file" and "TLS termination is not implemented" in d.message
-               for d in snap.diagnostics)
+    entry = snap.table("web", tls=True).match(Req("a"))
+    assert entry is not None and entry.name == "app@file"
+    assert "web" in snap.tls  # the entry point peeks ClientHellos and terminates TLS

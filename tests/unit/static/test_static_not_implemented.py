@@ -36,7 +36,7 @@ def test_only_keys_actually_set_are_reported() -> None:
     })
     assert not_implemented_keys(loud) == [
         "serversTransport.spiffe",
-        "entryPoints.a.http.tls",
+        "entryPoints.a.http.tls.certResolver",
         "entryPoints.b.udp",
         "metrics",
         "api.dashboard",

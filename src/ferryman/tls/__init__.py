@@ -1,0 +1,1 @@
+"""TLS: ClientHello peek, certificate store, TLS options (contexts built at compile time)."""

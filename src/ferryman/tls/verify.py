@@ -1,0 +1,97 @@
+"""Request a client certificate without verifying it (Go's ``RequestClientCert`` and
+``RequireAnyClientCert``), which Python's ``ssl`` module cannot express.
+
+``SSLContext.verify_mode`` only offers "don't ask" (``CERT_NONE``) or "ask and verify against the
+trusted CAs" (``CERT_OPTIONAL``/``CERT_REQUIRED``); OpenSSL itself can ask and accept anything
+through a verify callback (``SSL_CTX_set_verify(ctx, mode, cb)`` with ``cb`` returning 1), which
+``ssl`` does not expose. This module installs such a callback with ``ctypes`` on the context's
+``SSL_CTX`` (the pointer is the first field after the object header of CPython's
+``PySSLContext``), using the very ``libssl`` the ``_ssl`` module is linked with. Before relying on
+it, :func:`permissive_supported` checks on a probe context that the pointer is right (the verify
+mode OpenSSL reports must follow ``verify_mode`` changes) — when anything looks off the feature
+reports itself unavailable and callers fall back (see :mod:`ferryman.tls.store`).
+
+The callback runs inside the handshake (OpenSSL calls it once per certificate of the client's
+chain); ctypes takes the GIL for it. It is only installed on contexts of TLS options that use
+these two client auth types.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import ssl
+from functools import cache
+from typing import Any
+
+__all__ = ["make_permissive", "permissive_supported"]
+
+SSL_VERIFY_PEER = 0x01
+SSL_VERIFY_FAIL_IF_NO_PEER_CERT = 0x02
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
+
+
+def _accept(_preverify_ok: int, _store: int | None) -> int:
+    return 1
+
+
+_ACCEPT_ANY = _CALLBACK(_accept)  # module global: must outlive every context that uses it
+
+
+@cache
+def _libssl() -> Any | None:
+    name = ctypes.util.find_library("ssl")
+    if name is None:
+        return None
+    try:
+        lib = ctypes.CDLL(name)
+        version = lib.OpenSSL_version_num
+        version.restype = ctypes.c_ulong
+        if int(version()) != ssl.OPENSSL_VERSION_NUMBER:
+            return None  # not the libssl _ssl is linked with
+        lib.SSL_CTX_set_verify.argtypes = [ctypes.c_void_p, ctypes.c_int, _CALLBACK]
+        lib.SSL_CTX_set_verify.restype = None
+        lib.SSL_CTX_get_verify_mode.argtypes = [ctypes.c_void_p]
+        lib.SSL_CTX_get_verify_mode.restype = ctypes.c_int
+    except (OSError, AttributeError):
+        return None
+    return lib
+
+
+def _ctx_pointer(ctx: ssl.SSLContext) -> int | None:
+    value = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+    return int(value) if value else None
+
+
+@cache
+def permissive_supported() -> bool:
+    lib = _libssl()
+    if lib is None:
+        return False
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ptr = _ctx_pointer(probe)
+    if ptr is None:
+        return False
+    for mode, expected in ((ssl.CERT_OPTIONAL, SSL_VERIFY_PEER),
+                           (ssl.CERT_REQUIRED, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT),
+                           (ssl.CERT_NONE, 0)):
+        probe.verify_mode = mode
+        if lib.SSL_CTX_get_verify_mode(ptr) != expected:
+            return False
+    return True
+
+
+def make_permissive(ctx: ssl.SSLContext, *, require: bool) -> bool:
+    """Ask for a client certificate and accept any (``require``: refuse the handshake without one).
+    Returns False (context unchanged) when this Python/OpenSSL pair does not allow it."""
+    if not permissive_supported():
+        return False
+    lib = _libssl()
+    ptr = _ctx_pointer(ctx)
+    if lib is None or ptr is None:
+        return False
+    ctx.verify_mode = ssl.CERT_REQUIRED if require else ssl.CERT_OPTIONAL  # keeps Python's view right
+    mode = SSL_VERIFY_PEER | (SSL_VERIFY_FAIL_IF_NO_PEER_CERT if require else 0)
+    lib.SSL_CTX_set_verify(ptr, mode, _ACCEPT_ANY)
+    return True
