@@ -12,7 +12,7 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
-from ferryman.api.handler import ApiService, api_prefix
+from ferryman.api.handler import ApiService, api_prefix, debug_prefix
 from ferryman.control.compile import Builders, Snapshot, compile_snapshot
 from ferryman.control.watcher import Watcher
 from ferryman.dynamic.merge import MAX_INT, EntryPointInfo, MergeSettings, Redirect, merge
@@ -118,6 +118,9 @@ def internal_configuration(static: StaticConfig) -> Configuration:
         # in the rule too, so api.insecure and basePath work together (Traefik's do not).
         routers["api"] = Router(rule=f"PathPrefix(`{api_prefix(static.api)}`)", entry_points=("traefik",),
                                 service="api@internal", priority=MAX_INT - 1)
+        if static.api.debug:
+            routers["debug"] = Router(rule=f"PathPrefix(`{debug_prefix(static.api)}`)",
+                                      entry_points=("traefik",), service="api@internal", priority=MAX_INT - 1)
     return Configuration(http=HTTPConfiguration(routers=routers))
 
 

@@ -25,13 +25,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ferryman import __version__
+from ferryman.api.debug import DEBUG_PATHS, handle_debug
 from ferryman.api.gojson import encode, go_time
 from ferryman.api.views import EMPTY, ApiViews, Item, Listing, StaticViews, build_static_views, build_views
 from ferryman.control.compile import Snapshot
 from ferryman.http.exchange import Exchange
 from ferryman.static.models import Api, StaticConfig
 
-__all__ = ["ApiService", "api_prefix"]
+__all__ = ["ApiService", "api_prefix", "debug_prefix"]
 
 JSON = b"application/json"
 TEXT = b"text/plain; charset=utf-8"
@@ -61,6 +62,11 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 def api_prefix(api: Api) -> str:
     """The path every API route starts with: ``basePath`` (without its trailing ``/``) + ``/api``."""
     return api.base_path.rstrip("/") + "/api"
+
+
+def debug_prefix(api: Api) -> str:
+    """Where ``api.debug``'s routes start: ``basePath`` + ``/debug``."""
+    return api.base_path.rstrip("/") + "/debug"
 
 
 class _BadRequest(Exception):
@@ -100,6 +106,7 @@ class ApiService:
                  started: float | None = None) -> None:
         api = static.api if static.api is not None else Api()
         self.prefix = api_prefix(api).encode()
+        self.debug_prefix = debug_prefix(api).encode() + b"/" if api.debug else None
         self.static_views: StaticViews = build_static_views(static)
         self.current = current
         version: dict[str, Any] = {"Version": __version__, "Codename": "ferryman",
@@ -138,6 +145,8 @@ class ApiService:
     def handle(self, ex: Exchange) -> None:
         path = ex.path
         prefix = self.prefix
+        if self.debug_prefix is not None and path.startswith(self.debug_prefix):
+            return self._debug(ex, path[len(self.debug_prefix):].decode("utf-8", "replace"))
         if not path.startswith(prefix + b"/"):
             return self._not_found(ex)
         rest = path[len(prefix) + 1:].decode("utf-8", "replace")
@@ -162,6 +171,16 @@ class ApiService:
                 self._one(ex, kind, ident)
         except _BadRequest as exc:
             self._error(ex, 400, str(exc))
+        return None
+
+    def _debug(self, ex: Exchange, rest: str) -> None:
+        if rest not in DEBUG_PATHS and not rest.startswith("pprof/"):
+            return self._not_found(ex)
+        if ex.method != b"GET":
+            ex.respond(405, (), b"", content_type=None)
+            return None
+        query = urllib.parse.parse_qs((ex.query or b"").decode("utf-8", "replace"), keep_blank_values=True)
+        handle_debug(ex, rest, query)
         return None
 
     @staticmethod

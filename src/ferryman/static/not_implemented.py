@@ -52,7 +52,7 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset({
     "providers.redis",
     "providers.http",
     "providers.plugin",
-    # the dashboard (the REST API is served; api.dashboard and api.debug: see _api_keys)
+    # the dashboard (the REST API and api.debug are served; api.dashboard: see _api_keys)
     "api.dashboardName",
     "api.disableDashboardAd",
     # logs: level, format and filePath are implemented; ferryman never colours its output
@@ -119,16 +119,10 @@ def not_implemented_keys(config: BaseModel, registry: frozenset[str] = NOT_IMPLE
 
 
 def _api_keys(config: BaseModel) -> list[str]:
-    """The REST API is served; the dashboard and ``api.debug`` are not yet. ``api.dashboard``
+    """The REST API and ``api.debug`` are served; the dashboard is not yet. ``api.dashboard``
     defaults to true in Traefik, so it is reported whenever ``api`` is enabled and the dashboard
-    is not turned off (a Traefik user expects ``/dashboard/`` then), set explicitly or not;
-    ``api.debug`` when it is true."""
+    is not turned off (a Traefik user expects ``/dashboard/`` then), set explicitly or not."""
     api = getattr(config, "api", None)
-    if api is None:
-        return []
-    found: list[str] = []
-    if getattr(api, "dashboard", False):
-        found.append("api.dashboard")
-    if getattr(api, "debug", False):
-        found.append("api.debug")
-    return found
+    if api is not None and getattr(api, "dashboard", False):
+        return ["api.dashboard"]
+    return []

@@ -87,3 +87,16 @@ def test_user_router_to_api_internal_with_a_middleware(ferryman: StartFerryman) 
         **DYNAMIC["http"]["routers"], "extra": {"rule": "Host(`x.example`)", "service": "app"}}}})
     fm.wait_for(lambda e: e.get("message") == "configuration applied", start=mark)
     assert poll_until(lambda: get(admin, "/api/http/routers/extra@file", host="api.local")[0] == 200, 5.0)
+
+
+def test_debug_endpoints_on_the_traefik_entry_point(ferryman: StartFerryman) -> None:
+    fm = ferryman({**STATIC, "api": {"insecure": True, "dashboard": False, "debug": True}}, DYNAMIC)
+    port = fm.ports["traefik"]
+    status, headers, body = get(port, "/debug/vars")
+    assert status == 200 and headers["content-type"] == "application/json; charset=utf-8"
+    assert json.loads(body)["tasks"] >= 1
+    tasks = json.loads(get(port, "/debug/tasks")[2])
+    assert "provider-file" in {t["name"] for t in tasks}
+    # only the api and debug prefixes are routed to api@internal
+    assert get(port, "/debug")[0] == 404
+    assert get(fm.ports["web"], "/debug/vars")[0] == 404

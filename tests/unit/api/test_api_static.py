@@ -19,7 +19,7 @@ from ferryman.static.not_implemented import not_implemented_keys
     ({"dashboard": True}, ["api.dashboard"]),
     ({"dashboard": False}, []),
     ({"dashboard": False, "debug": False, "insecure": True, "basePath": "/x"}, []),
-    ({"dashboard": False, "debug": True}, ["api.debug"]),
+    ({"dashboard": False, "debug": True}, []),  # served
     ({"dashboard": False, "dashboardName": "edge"}, ["api.dashboardName"]),
 ])
 def test_api_keys_reported(api: dict[str, Any] | None, reported: list[str]) -> None:
@@ -41,6 +41,14 @@ def test_insecure_adds_traefiks_internal_router() -> None:
 def test_base_path_goes_into_the_insecure_rule() -> None:
     static = StaticConfig.model_validate({"api": {"insecure": True, "basePath": "/traefik/"}})
     assert internal_configuration(static).http.routers["api"].rule == "PathPrefix(`/traefik/api`)"
+
+
+def test_debug_router_with_insecure() -> None:
+    static = StaticConfig.model_validate({"api": {"insecure": True, "debug": True, "basePath": "/t"}})
+    router = internal_configuration(static).http.routers["debug"]
+    assert (router.rule, router.entry_points, router.service, router.priority) == (
+        "PathPrefix(`/t/debug`)", ("traefik",), "api@internal", MAX_INT - 1)
+    assert "debug" not in internal_configuration(StaticConfig.model_validate({"api": {"insecure": True}})).http.routers
 
 
 def test_without_insecure_only_the_service_exists() -> None:

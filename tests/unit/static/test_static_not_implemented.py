@@ -40,7 +40,6 @@ def test_only_keys_actually_set_are_reported() -> None:
         "entryPoints.b.udp",
         "metrics",
         "api.dashboard",
-        "api.debug",
     ]
 
 
