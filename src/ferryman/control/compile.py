@@ -164,6 +164,7 @@ def compile_snapshot(merged: Merged, entry_points: Sequence[str], builders: Buil
             servings[ep] = tls_store.serving(host_options)
         diagnostics.extend(Diagnostic(kind=p.kind, name=p.name, level=cast(Level, p.level), message=p.message)
                            for p in dict.fromkeys(tls_store.problems))
+        _report_dropped_client_auth(merged, tls_store, diagnostics)
         for info in merged.routers.values():
             option = info.tls_options or DEFAULT_TLS_OPTIONS
             if info.tls and info.serving and option in tls_store.option_errors:
@@ -190,3 +191,29 @@ def compile_snapshot(merged: Merged, entry_points: Sequence[str], builders: Buil
     return Snapshot(merged=merged, tables=tables, tls_tables=tls_tables, disabled=disabled,
                     diagnostics=tuple(diagnostics), seconds=time.perf_counter() - started,
                     built_services=built_services, tls=servings, tls_store=tls_store)
+
+
+def _report_dropped_client_auth(merged: Merged, store: TLSStore, diagnostics: list[Diagnostic]) -> None:
+    """Traefik's mTLS trap, said loudly: when merge fell back to the default options for a router
+    (two routers of one host asking for different options) and the options it asked for require or
+    verify client certificates that the default options do not, that host is served without the
+    client authentication the configuration asks for — an error, not a warning."""
+    default_auth = store.options[DEFAULT_TLS_OPTIONS].client_auth
+    for info in merged.routers.values():
+        cfg = info.config
+        if not info.tls or not info.serving or cfg is None or cfg.tls is None:
+            continue
+        asked = cfg.tls.options
+        if not asked or asked == DEFAULT_TLS_OPTIONS or info.tls_options != DEFAULT_TLS_OPTIONS:
+            continue
+        qualified = asked if "@" in asked else f"{asked}@{info.provider}"
+        opts = store.options.get(qualified)
+        if opts is None or opts.client_auth in ("NoClientCert", default_auth):
+            continue
+        hosts = ", ".join(info.rule.domains()) if info.rule is not None else ""
+        diagnostics.append(Diagnostic(
+            kind="http.routers", name=info.name, level="error",
+            message=f'TLS options "{qualified}" ({opts.client_auth}) are NOT applied to {hosts or "its hosts"}: '
+                    f"another router of the same host uses other TLS options, so the default options "
+                    f"({default_auth}) apply and client certificates are not enforced (fix: use the same "
+                    "TLS options for every router of a host)"))

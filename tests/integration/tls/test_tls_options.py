@@ -179,5 +179,9 @@ def test_two_routers_on_one_host_with_different_options_are_reported(ca: CA, ser
             assert info.status == "warning" and info.tls_options == "default"
             assert any("different TLS options" in w for w in info.warnings)
         assert any(d.level == "warning" and "different TLS options" in d.message for d in snap.diagnostics)
+        # and the dropped client authentication is an error naming the router and the host
+        dropped = [d for d in snap.diagnostics if d.level == "error" and "NOT applied" in d.message]
+        assert [d.name for d in dropped] == ["api@file"]
+        assert "mtls.example.com" in dropped[0].message and "RequireAndVerifyClientCert" in dropped[0].message
         # Traefik's behaviour: the default options apply, so mTLS is NOT enforced on that host
         assert https_get(h.port, "mtls.example.com", client_context(ca.pem), path="/api").status == 200

@@ -174,3 +174,42 @@ def test_proxy_protocol_then_tls(tmp_path: Path, ca: CA, certs: dict[str, Pair])
                         break
                     data += chunk
         assert b"tls=True" in data and b"client=203.0.113.7" in data
+
+
+def test_client_hello_dribbled_byte_by_byte(tmp_path: Path, ca: CA, certs: dict[str, Pair]) -> None:
+    """The ClientHello arrives in many small TCP segments: the peek waits for all of it."""
+    import socket
+
+    with harness(dyn(files(tmp_path, certs, "exact"))) as h:
+        ctx = client_context(ca.pem)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(incoming, outgoing, server_hostname="a.example.com")
+        with socket.create_connection(("127.0.0.1", h.port), timeout=10) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with pytest.raises(ssl.SSLWantReadError):
+                tls.do_handshake()
+            for byte in outgoing.read():
+                sock.send(bytes([byte]))
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    if pending := outgoing.read():
+                        sock.sendall(pending)
+                    data = sock.recv(65536)
+                    assert data, "server closed during the handshake"
+                    incoming.write(data)
+            tls.write(b"GET / HTTP/1.1\r\nHost: a.example.com\r\nConnection: close\r\n\r\n")
+            sock.sendall(outgoing.read())
+            received = b""
+            while b"\r\n\r\n" not in received or b"router=" not in received:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                incoming.write(data)
+                try:
+                    received += tls.read(65536)
+                except ssl.SSLWantReadError:
+                    continue
+        assert received.startswith(b"HTTP/1.1 200") and b"router=secure@file tls=True" in received
