@@ -3,8 +3,8 @@
 Routes (all ``GET``, under ``api.basePath``): ``/api/rawdata``, ``/api/overview``,
 ``/api/entrypoints[/{name}]``, ``/api/http/{routers,services,middlewares}[/{name}]``,
 ``/api/tcp/{routers,services,middlewares}[/{name}]`` and ``/api/udp/{routers,services}[/{name}]``
-(empty: ferryman has no TCP/UDP routing yet), ``/api/certificates[/{id}]`` (empty until TLS
-lands), ``/api/version``. List endpoints take ``search``, ``status``, ``serviceName``,
+(empty: ferryman has no TCP/UDP routing yet), ``/api/certificates[/{id}]`` (the default store's
+certificates, :mod:`ferryman.api.certificates`), ``/api/version``. List endpoints take ``search``, ``status``, ``serviceName``,
 ``middlewareName``, ``sortBy``, ``direction``, ``page`` and ``per_page`` (100) and answer the
 ``X-Next-Page`` header. Names in the URL are qualified and percent-encoded (``web%40file`` works,
 so does ``web@file``). Errors are Traefik's: ``{"message": "router not found: x@file"}`` as
@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ferryman import __version__
+from ferryman.api.certificates import CertItem
 from ferryman.api.debug import DEBUG_PATHS, handle_debug
 from ferryman.api.gojson import encode, go_time
 from ferryman.api.views import EMPTY, ApiViews, Item, Listing, StaticViews, build_static_views, build_views
@@ -119,17 +120,21 @@ class ApiService:
         # The snapshot the views were built from, weakly: a reload must not keep the old one alive.
         self._snapshot: weakref.ref[Snapshot] | None = None
         self._views: ApiViews | None = None
+        self._hour = 0
 
     # -- views -------------------------------------------------------------------------------------
 
     def views(self) -> ApiViews:
-        """This snapshot's views, built on first use and kept until the snapshot changes."""
+        """This snapshot's views, built on first use and kept until the snapshot changes (or, when
+        certificates are listed, the hour changes: their status follows the clock)."""
         snapshot = self.current()
         views = self._views
         built = self._snapshot() if self._snapshot is not None else None
-        if views is None or snapshot is not built:
+        hour = int(time.time() // 3600)
+        if views is None or snapshot is not built or (views.certificates and hour != self._hour):
             views = self._views = build_views(snapshot, self.static_views)
             self._snapshot = weakref.ref(snapshot) if snapshot is not None else None
+            self._hour = hour
         return views
 
     def _listing(self, attr: str | None) -> Listing:
@@ -195,11 +200,19 @@ class ApiService:
         return None
 
     def _list(self, ex: Exchange, kind: str, query: dict[str, list[str]]) -> None:
+        if kind == "certificates":
+            certs = _sort_certificates(_filter_certificates(self.views().certificates, query), query)
+            return self._page(ex, [c.body for c in certs], query)
         attr = _COLLECTIONS[kind][0]
         items: Sequence[Item] = self._listing(attr).items
         if attr != "entry_points":
             items = _filter(items, query, routers=kind in _ROUTER_KINDS)
             items = _sort(items, query, kind)
+        return self._page(ex, [i.body for i in items], query)
+
+    @staticmethod
+    def _page(ex: Exchange, items: Sequence[bytes], query: dict[str, list[str]]) -> None:
+        """Traefik's ``pagination``: ``page``/``per_page`` and ``X-Next-Page`` (1 on the last page)."""
         per_page = _int_param(query, "per_page", DEFAULT_PER_PAGE)
         page = _int_param(query, "page", 1)
         start = (page - 1) * per_page
@@ -207,11 +220,17 @@ class ApiService:
             raise _BadRequest(f"invalid request: page: {page}, per_page: {per_page}")
         end = min(start + per_page, len(items))
         next_page = page + 1 if page * per_page < len(items) else 1
-        body = b"[" + b",".join(i.body for i in items[start:end]) + b"]\n"
+        body = b"[" + b",".join(items[start:end]) + b"]\n"
         ex.respond(200, ((b"X-Next-Page", str(next_page).encode()),), body, content_type=JSON)
 
     def _one(self, ex: Exchange, kind: str, raw_ident: str) -> None:
         attr, word, var = _COLLECTIONS[kind]
+        if kind == "certificates":  # Traefik uses the id as it comes (a hex fingerprint)
+            cert = self.views().cert_by_name.get(raw_ident)
+            if cert is None:
+                return self._error(ex, 404, f"certificate not found: {raw_ident}")
+            ex.respond(200, (), cert.body + b"\n", content_type=JSON)
+            return None
         try:
             ident = _path_unescape(raw_ident)
         except _BadRequest as exc:
@@ -265,6 +284,29 @@ _OTHER_SORT: dict[str, Callable[[Item], Any]] = {
     "type": lambda i: i.type, "servers": lambda i: i.servers, "provider": lambda i: i.provider,
     "status": lambda i: i.status,
 }
+
+
+def _filter_certificates(certs: Sequence[CertItem], query: dict[str, list[str]]) -> Sequence[CertItem]:
+    """Traefik's ``keepCertificate``: ``status`` and ``search`` over common name, issuer and SANs."""
+    status = (query.get("status") or [""])[0].lower()
+    search = (query.get("search") or [""])[0].lower()
+    if not (status or search):
+        return certs
+    return [c for c in certs if (not status or c.status == status)
+            and (not search or any(search in v.lower() for v in c.search))]
+
+
+_CERT_SORT: dict[str, Callable[[CertItem], Any]] = {
+    "name": lambda c: c.common_name, "cn": lambda c: c.common_name, "status": lambda c: c.status,
+    "issuer": lambda c: c.issuer, "validUntil": lambda c: c.not_after,
+}
+
+
+def _sort_certificates(certs: Sequence[CertItem], query: dict[str, list[str]]) -> Sequence[CertItem]:
+    """Traefik's ``sortCertificates``: by common name unless ``sortBy`` says otherwise."""
+    key = _CERT_SORT.get((query.get("sortBy") or ["name"])[0], _CERT_SORT["name"])
+    descending = (query.get("direction") or ["asc"])[0] != "asc"
+    return sorted(certs, key=lambda c: (key(c), c.common_name, c.name), reverse=descending)
 
 
 def _sort(items: Sequence[Item], query: dict[str, list[str]], kind: str) -> Sequence[Item]:

@@ -17,12 +17,14 @@ configuration; an HTTPS router not served yet), so the API says why something do
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
+from ferryman.api.certificates import CertItem, certificate_items
 from ferryman.api.gojson import encode, go_fields
 from ferryman.control.compile import Snapshot
 from ferryman.dynamic.merge import MiddlewareInfo, RouterInfo, ServiceInfo
@@ -83,6 +85,9 @@ class ApiViews:
     middlewares: Listing
     overview: bytes
     rawdata: bytes
+    #: sorted by common name; ``cert_by_name`` by fingerprint (the URL id)
+    certificates: tuple[CertItem, ...] = ()
+    cert_by_name: Mapping[str, CertItem] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,8 +280,10 @@ def _section(items: Sequence[Item]) -> dict[str, int]:
 _EMPTY_SECTION = {"total": 0, "warnings": 0, "errors": 0}
 
 
-def build_views(snapshot: Snapshot | None, static: StaticViews) -> ApiViews:
-    """Encode every router, service and middleware of ``snapshot`` once."""
+def build_views(snapshot: Snapshot | None, static: StaticViews,
+                now: datetime.datetime | None = None) -> ApiViews:
+    """Encode every router, service, middleware and certificate of ``snapshot`` once
+    (certificate statuses as of ``now``)."""
     raw_routers: dict[str, Any] = {}
     raw_services: dict[str, Any] = {}
     raw_middlewares: dict[str, Any] = {}
@@ -336,11 +343,14 @@ def build_views(snapshot: Snapshot | None, static: StaticViews) -> ApiViews:
             middlewares.append(Item(name=name, status=status, provider=minfo.provider,
                                     body=encode(listed, newline=False), type=kind))
     r, s, m = Listing.of(routers), Listing.of(services), Listing.of(middlewares)
+    certs = certificate_items(snapshot.tls_store if snapshot is not None else None,
+                              now or datetime.datetime.now(datetime.UTC))
     overview: dict[str, Any] = {
         "http": {"routers": _section(r.items), "services": _section(s.items), "middlewares": _section(m.items)},
         "tcp": {"routers": _EMPTY_SECTION, "services": _EMPTY_SECTION, "middlewares": _EMPTY_SECTION},
         "udp": {"routers": _EMPTY_SECTION, "services": _EMPTY_SECTION},
-        "certificates": _EMPTY_SECTION,
+        "certificates": {"total": len(certs), "warnings": sum(1 for c in certs if c.status == "warning"),
+                         "errors": sum(1 for c in certs if c.status == "expired")},
         "features": static.features,
     }
     if static.providers:
@@ -349,4 +359,5 @@ def build_views(snapshot: Snapshot | None, static: StaticViews) -> ApiViews:
     for key, table in (("routers", raw_routers), ("middlewares", raw_middlewares), ("services", raw_services)):
         if table:
             rawdata[key] = dict(sorted(table.items()))
-    return ApiViews(routers=r, services=s, middlewares=m, overview=encode(overview), rawdata=encode(rawdata))
+    return ApiViews(routers=r, services=s, middlewares=m, overview=encode(overview), rawdata=encode(rawdata),
+                    certificates=tuple(certs), cert_by_name={c.name: c for c in certs})

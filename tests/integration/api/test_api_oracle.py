@@ -17,19 +17,21 @@ import pytest
 
 from tests.oracle.harness import TRAEFIK, TRAEFIK_MISSING, Backends, Pair, lb
 from tests.support.procs import http_request
+from tests.unit.api.test_api_certificates import write_cert
 
 pytestmark = [pytest.mark.oracle, pytest.mark.skipif(TRAEFIK is None, reason=TRAEFIK_MISSING)]
 
 
-def dynamic(backends: Backends) -> dict[str, Any]:
+def dynamic(backends: Backends, certs: list[dict[str, str]]) -> dict[str, Any]:
     app, v2 = backends["app"], backends["v2"]
-    return {"http": {
+    return {"tls": {"certificates": certs}, "http": {
         "routers": {
             "ok": {"rule": "Host(`a.example`) && PathPrefix(`/x`)", "entryPoints": ["web"], "service": "app",
                    "middlewares": ["secured"]},
             "missing": {"rule": "Host(`c.example`)", "entryPoints": ["web"], "service": "nope"},
             "warn": {"rule": "Path(`/p`)", "priority": 42, "entryPoints": ["web", "nowhere"], "service": "split"},
             "user-api": {"rule": "Host(`api.example`)", "entryPoints": ["web"], "service": "api@internal"},
+            "tlsr": {"rule": "Host(`t.example`)", "entryPoints": ["web"], "service": "app", "tls": {}},
         },
         "services": {
             "app": lb(app),
@@ -47,8 +49,15 @@ def dynamic(backends: Backends) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     backends = Backends()
+    pki = tmp_path_factory.mktemp("pki")
+    certs = []
+    for stem, cn, days, rsa_key, org in (("a", "app.example", 200, False, "Example CA"),
+                                         ("b", "soon.example", 10, True, "")):
+        cert, _der = write_cert(pki, stem, cn, days_left=days, rsa_key=rsa_key, issuer_org=org,
+                                sans=(cn, f"www.{cn}"), ips=("10.0.0.1",))
+        certs.append({"certFile": str(cert), "keyFile": str(cert.with_suffix(".key"))})
     try:
-        with Pair(tmp_path_factory.mktemp("api"), backends, {"web": {}, "traefik": {}}, dynamic(backends),
+        with Pair(tmp_path_factory.mktemp("api"), backends, {"web": {}, "traefik": {}}, dynamic(backends, certs),
                   static_extra={"api": {"insecure": True, "dashboard": False}}) as p:
             yield p
     finally:
@@ -97,7 +106,8 @@ def normalise_rawdata(raw: dict[str, Any]) -> dict[str, Any]:
     "http/routers/missing%40file", "http/services", "http/services/split@file", "http/middlewares",
     "http/middlewares/secured@file", "tcp/routers", "tcp/services", "tcp/middlewares", "udp/routers",
     "udp/services", "http/routers?status=disabled", "http/routers?search=EXAMPLE&per_page=2&page=2",
-    "http/services?status=enabled&per_page=3", "rawdata",
+    "http/services?status=enabled&per_page=3", "rawdata", "certificates", "certificates?status=warning",
+    "certificates?sortBy=validUntil&direction=desc",
 ])
 def test_same_json_as_traefik(pair: Pair, endpoint: str) -> None:
     t_status, t_headers, t_body = fetch(pair, "traefik", f"/api/{endpoint}")
