@@ -217,9 +217,9 @@ class EntryPoint:
         return matcher is not None and matcher.contains(ip)
 
     def start_tls(self, transport: asyncio.BaseTransport, hello: bytes, ctx: ssl_module.SSLContext,
-                  client: tuple[str, int]) -> None:
+                  client: tuple[str, int], sni: str | None = None) -> None:
         """A connection peeked a ClientHello: terminate TLS on it (see :mod:`ferryman.server.tls`)."""
-        start_tls(self, transport, hello, ctx, client)
+        start_tls(self, transport, hello, ctx, client, sni)
 
     def connection_closed(self) -> None:
         drained = self._drained

@@ -190,6 +190,7 @@ def _cl_line(length: int) -> bytes:
 _BIG_CHUNK: Final = 16 * 1024
 _NOT_FOUND_HEADERS: Final = ((b"X-Content-Type-Options", b"nosniff"),)
 _NOT_FOUND_BODY: Final = b"404 page not found\n"
+_MISDIRECTED_BODY: Final = b"Misdirected Request\n"
 
 
 # Go's httpguts.ValidHostHeader: the bytes a Host header may contain.
@@ -255,6 +256,7 @@ class H1Connection(asyncio.Protocol):
         "_requests",
         "_rx",
         "_sent_continue",
+        "_sni",
         "_spsize",
         "_started",
         "_state",
@@ -269,11 +271,12 @@ class H1Connection(asyncio.Protocol):
         "write_paused",
     )
 
-    def __init__(self, ep: EntryPoint, handoff: tuple[str, int] | None = None) -> None:
+    def __init__(self, ep: EntryPoint, handoff: tuple[str, int] | None = None, sni: str | None = None) -> None:
         """``handoff``: this connection continues a TLS handshake; the client address (after any
-        PROXY header) it had before."""
+        PROXY header) it had before. ``sni``: the server name of its ClientHello."""
         self._ep = ep
         self._handoff = handoff
+        self._sni = sni
         self._parser = HttpRequestParser(self)
         self._transport: Any = None
         self._state = ST_HTTP
@@ -623,6 +626,8 @@ class H1Connection(asyncio.Protocol):
             if routes is not None:
                 view = self._view
                 view.bind(ex)
+                if info.tls and self._misdirected(view.host):
+                    return
                 entry = routes.match(view)
             else:
                 entry = None
@@ -690,7 +695,10 @@ class H1Connection(asyncio.Protocol):
         try:
             ep = self._ep
             routes = ep.tls_routes if ex.conn.tls else ep.routes
-            entry = routes.match(ex.match_request()) if routes is not None else None
+            view = ex.match_request()
+            if ex.conn.tls and self._misdirected(view.host, ex):
+                return
+            entry = routes.match(view) if routes is not None else None
             if entry is None:
                 ex.respond(404, _NOT_FOUND_HEADERS, _NOT_FOUND_BODY)
             else:
@@ -698,6 +706,18 @@ class H1Connection(asyncio.Protocol):
                 entry.target.handle(ex)
         except Exception:
             self._handler_failed(ex)
+
+    def _misdirected(self, host: str, ex: Exchange | None = None) -> bool:
+        """Traefik's SNI check (domain fronting): a TLS request whose Host uses other TLS options
+        than its SNI — e.g. SNI of a public host, Host of an mTLS one — is answered 421."""
+        serving = self._ep.tls
+        if serving is None or not serving.misdirected(self._sni, host):
+            return False
+        log.debug("TLS options differ for SNI %r and Host %r: 421", self._sni, host)
+        target = ex if ex is not None else self._active
+        if target is not None:
+            target.respond(421, _NOT_FOUND_HEADERS, _MISDIRECTED_BODY)
+        return True
 
     def _handler_failed(self, ex: Exchange) -> None:
         log.exception("handler failed for %r %r", ex.method, ex.target)
@@ -1047,7 +1067,7 @@ class H1Connection(asyncio.Protocol):
         ep = self._ep
         ep.connections.discard(self)
         self._transport.pause_reading()
-        ep.start_tls(self._transport, buf, ctx, (info.client_ip, info.client_port))
+        ep.start_tls(self._transport, buf, ctx, (info.client_ip, info.client_port), hello.sni)
         self._transport = None
         ep.connection_closed()
 

@@ -70,12 +70,12 @@ def _feed(transport: asyncio.BaseTransport, data: bytes) -> None:
 
 
 def start_tls(ep: EntryPoint, transport: asyncio.BaseTransport, hello: bytes, ctx: ssl.SSLContext,
-              client: tuple[str, int]) -> None:
-    spawn(_handshake(ep, transport, hello, ctx, client), name="tls-handshake")
+              client: tuple[str, int], sni: str | None = None) -> None:
+    spawn(_handshake(ep, transport, hello, ctx, client, sni), name="tls-handshake")
 
 
 async def _handshake(ep: EntryPoint, transport: asyncio.BaseTransport, hello: bytes, ctx: ssl.SSLContext,
-                     client: tuple[str, int]) -> None:
+                     client: tuple[str, int], sni: str | None) -> None:
     loop = ep.loop
     pending = _Pending()
     timeout = ep.settings.read_timeout or DEFAULT_HANDSHAKE_TIMEOUT
@@ -109,7 +109,7 @@ async def _handshake(ep: EntryPoint, transport: asyncio.BaseTransport, hello: by
     if ep.shutting_down:
         tls_transport.close()
         return
-    conn = H1Connection(ep, handoff=client)
+    conn = H1Connection(ep, handoff=client, sni=sni)
     tls_transport.set_protocol(conn)
     conn.connection_made(tls_transport)
     for chunk in pending.data:

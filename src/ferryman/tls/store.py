@@ -487,6 +487,16 @@ class TLSServing:
             cache_[sni] = ctx
         return ctx
 
+    def misdirected(self, sni: str | None, host: str) -> bool:
+        """Traefik's ``snicheck``: the request's Host (canonical) and the connection's SNI select
+        different TLS options. Hosts without options of their own use ``default``."""
+        if host == sni:
+            return False
+        options = self.host_options
+        if not options:
+            return False
+        return options.get(host, DEFAULT_OPTIONS) != (options.get(sni, DEFAULT_OPTIONS) if sni else DEFAULT_OPTIONS)
+
     def names(self) -> Iterable[str]:
         return self.store.exact
 

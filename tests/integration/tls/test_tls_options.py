@@ -185,3 +185,23 @@ def test_two_routers_on_one_host_with_different_options_are_reported(ca: CA, ser
         assert "mtls.example.com" in dropped[0].message and "RequireAndVerifyClientCert" in dropped[0].message
         # Traefik's behaviour: the default options apply, so mTLS is NOT enforced on that host
         assert https_get(h.port, "mtls.example.com", client_context(ca.pem), path="/api").status == 200
+
+
+def test_host_with_other_tls_options_than_the_sni_gets_421(ca: CA, server: Pair, tmp_path: Path,
+                                                           client_certs: dict[str, tuple[str, str]]) -> None:
+    """Traefik's SNI check: SNI of a host without mTLS, Host header of the mTLS one -> 421, so the
+    client certificate requirement cannot be bypassed by domain fronting."""
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(ca.pem)
+    options = {"custom": {"clientAuth": {"caFiles": [str(ca_file)], "clientAuthType": "RequireAndVerifyClientCert"}}}
+    with harness(config(server, options)) as h:
+        ctx = client_context(ca.pem)
+        fronted = https_get(h.port, "b.example.com", ctx, host="a.example.com")
+        assert fronted.status == 421 and fronted.body == "Misdirected Request\n"
+        assert https_get(h.port, "b.example.com", ctx).status == 200
+        with_cert = client_context(ca.pem, cert=client_certs["good"])
+        assert https_get(h.port, "a.example.com", with_cert).status == 200
+        # from the mTLS host to a host with the default options: also 421 (Traefik compares both ways)
+        assert https_get(h.port, "a.example.com", with_cert, host="b.example.com").status == 421
+        # same options on both sides: routed normally (404: no router for that host)
+        assert https_get(h.port, "b.example.com", ctx, host="c.example.com").status == 404
