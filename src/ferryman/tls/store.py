@@ -30,7 +30,7 @@ import ipaddress
 import os
 import ssl
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ferryman.dynamic.models import Certificate, CertificatePair, TLSConfiguration, TLSOptions
-from ferryman.tls.verify import make_permissive
+from ferryman.tls.verify import make_permissive, set_client_ca_names
 
 __all__ = [
     "CLIENT_AUTH_TYPES",
@@ -194,16 +194,20 @@ def load_certificate(cert_value: str, key_value: str, label_hint: str) -> Loaded
     return loaded
 
 
-def _load_into(ctx: ssl.SSLContext, cert: LoadedCert) -> None:
-    """``load_cert_chain`` takes only paths: write the pair to a private temporary file (0600),
-    load it, remove it."""
-    fd, path = tempfile.mkstemp(prefix="ferryman-cert-", suffix=".pem")
+def _with_temp_file(content: bytes, use: Callable[[str], object]) -> None:
+    """OpenSSL's loaders take paths: write ``content`` to a private temporary file (0600), use it,
+    remove it."""
+    fd, path = tempfile.mkstemp(prefix="ferryman-tls-", suffix=".pem")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(cert.key_pem.rstrip(b"\n") + b"\n" + cert.chain_pem)
-        ctx.load_cert_chain(path)
+            f.write(content)
+        use(path)
     finally:
         os.unlink(path)
+
+
+def _load_into(ctx: ssl.SSLContext, cert: LoadedCert) -> None:
+    _with_temp_file(cert.key_pem.rstrip(b"\n") + b"\n" + cert.chain_pem, ctx.load_cert_chain)
 
 
 @cache
@@ -336,6 +340,8 @@ def build_context(cert: LoadedCert, opts: CompiledOptions) -> ssl.SSLContext:
     _load_into(ctx, cert)
     if opts.ca_pem:
         ctx.load_verify_locations(cadata=opts.ca_pem)
+        if opts.client_auth != "NoClientCert":
+            _with_temp_file(opts.ca_pem.encode(), lambda path: set_client_ca_names(ctx, path))
     auth = opts.client_auth
     if auth == "VerifyClientCertIfGiven":
         ctx.verify_mode = ssl.CERT_OPTIONAL

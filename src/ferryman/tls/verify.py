@@ -24,7 +24,7 @@ import ssl
 from functools import cache
 from typing import Any
 
-__all__ = ["make_permissive", "permissive_supported"]
+__all__ = ["make_permissive", "permissive_supported", "set_client_ca_names"]
 
 SSL_VERIFY_PEER = 0x01
 SSL_VERIFY_FAIL_IF_NO_PEER_CERT = 0x02
@@ -54,6 +54,10 @@ def _libssl() -> Any | None:
         lib.SSL_CTX_set_verify.restype = None
         lib.SSL_CTX_get_verify_mode.argtypes = [ctypes.c_void_p]
         lib.SSL_CTX_get_verify_mode.restype = ctypes.c_int
+        lib.SSL_load_client_CA_file.argtypes = [ctypes.c_char_p]
+        lib.SSL_load_client_CA_file.restype = ctypes.c_void_p
+        lib.SSL_CTX_set_client_CA_list.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.SSL_CTX_set_client_CA_list.restype = None
     except (OSError, AttributeError):
         return None
     return lib
@@ -94,4 +98,22 @@ def make_permissive(ctx: ssl.SSLContext, *, require: bool) -> bool:
     ctx.verify_mode = ssl.CERT_REQUIRED if require else ssl.CERT_OPTIONAL  # keeps Python's view right
     mode = SSL_VERIFY_PEER | (SSL_VERIFY_FAIL_IF_NO_PEER_CERT if require else 0)
     lib.SSL_CTX_set_verify(ptr, mode, _ACCEPT_ANY)
+    return True
+
+
+def set_client_ca_names(ctx: ssl.SSLContext, ca_file: str) -> bool:
+    """Name the acceptable CAs in the CertificateRequest, as Go does with ``ClientCAs`` (browsers
+    use the list to offer matching certificates). ``ssl`` loads trust anchors but never sets this
+    list (``SSL_CTX_set_client_CA_list``). Returns False when unavailable (the list stays empty,
+    which clients treat as "any CA")."""
+    if not permissive_supported():
+        return False
+    lib = _libssl()
+    ptr = _ctx_pointer(ctx)
+    if lib is None or ptr is None:
+        return False
+    names = lib.SSL_load_client_CA_file(ca_file.encode())
+    if not names:
+        return False
+    lib.SSL_CTX_set_client_CA_list(ptr, names)  # the context takes ownership of the list
     return True

@@ -3,7 +3,9 @@ auth type with and without a client certificate, options bound to SNI hosts, con
 
 from __future__ import annotations
 
+import shutil
 import ssl
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -205,3 +207,17 @@ def test_host_with_other_tls_options_than_the_sni_gets_421(ca: CA, server: Pair,
         assert https_get(h.port, "a.example.com", with_cert, host="b.example.com").status == 421
         # same options on both sides: routed normally (404: no router for that host)
         assert https_get(h.port, "b.example.com", ctx, host="c.example.com").status == 404
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+def test_certificate_request_names_the_client_cas(ca: CA, server: Pair, tmp_path: Path) -> None:
+    """Like Go's ClientCAs: the CertificateRequest lists the CAs of clientAuth.caFiles."""
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(ca.pem)
+    options = {"custom": {"clientAuth": {"caFiles": [str(ca_file)], "clientAuthType": "VerifyClientCertIfGiven"}}}
+    with harness(config(server, options)) as h:
+        out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{h.port}", "-servername",
+                              "a.example.com", "-tls1_2"], input=b"", capture_output=True, timeout=20, check=False)
+        text = out.stdout.decode("utf-8", "replace")
+        assert "Acceptable client certificate CA names" in text, text
+        assert "CN = ferryman test CA" in text.split("Acceptable client certificate CA names", 1)[1], text
