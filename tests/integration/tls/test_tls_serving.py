@@ -133,10 +133,24 @@ def test_broken_certificate_file_is_reported_and_the_others_serve(tmp_path: Path
 
 
 def test_certificates_hot_swap_without_restart(tmp_path: Path, ca: CA, certs: dict[str, Pair]) -> None:
+    import socket
+
     with harness(dyn(files(tmp_path, certs, "exact"))) as h:
         assert https_get(h.port, "b.example.com").peer_cn == "TRAEFIK DEFAULT CERT"
-        h.apply(dyn(files(tmp_path, certs, "exact", "wild")))
-        assert https_get(h.port, "b.example.com", client_context(ca.pem)).peer_cn == "wildcard"
+        # a keep-alive TLS connection opened before the swap
+        raw = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+        with client_context().wrap_socket(raw, server_hostname="b.example.com") as open_conn:
+            request = b"GET / HTTP/1.1\r\nHost: b.example.com\r\n\r\n"
+            open_conn.sendall(request)
+            assert open_conn.recv(65536).startswith(b"HTTP/1.1 200")
+            h.apply(dyn(files(tmp_path, certs, "exact", "wild")))
+            # new handshakes get the new certificate
+            assert https_get(h.port, "b.example.com", client_context(ca.pem)).peer_cn == "wildcard"
+            # the open connection keeps its handshake and still serves requests
+            open_conn.sendall(request)
+            assert open_conn.recv(65536).startswith(b"HTTP/1.1 200")
+            der = open_conn.getpeercert(binary_form=True)
+            assert der is not None and b"TRAEFIK DEFAULT CERT" in der
 
 
 def test_entry_point_http_tls_serves_tls_without_routers() -> None:
