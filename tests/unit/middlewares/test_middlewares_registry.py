@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.unit.http.test_http_exchange import FakeDownstream
 
 from ferryman.dynamic.models import Middleware
 from ferryman.errors import ConfigError
 from ferryman.http.exchange import ConnInfo, Exchange, Handler, Headers
 from ferryman.http.forwarded import ForwardingPolicy
 from ferryman.middlewares import MiddlewareContext, build_middleware, chain, implemented_middlewares
+from tests.unit.http.test_http_exchange import FakeDownstream
 
 
 def mw(kind: str, config: object) -> Middleware:
