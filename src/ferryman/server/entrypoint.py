@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ferryman.server")
 
-__all__ = ["EntryPoint", "EntryPointSettings", "RouteEntryLike", "RoutesLike"]
+__all__ = ["EntryPoint", "EntryPointSettings", "RouteEntryLike", "RoutesLike", "ServedConnection"]
 
 
 class RouteEntryLike(Protocol):
@@ -51,6 +51,16 @@ class RouteEntryLike(Protocol):
 
     @property
     def target(self) -> Handler: ...
+
+
+class ServedConnection(Protocol):
+    """What the entry point needs from a client connection (HTTP/1.1 or HTTP/2)."""
+
+    def check_deadlines(self, now: float) -> None: ...
+
+    def close_if_idle(self) -> bool: ...
+
+    def force_close(self) -> None: ...
 
 
 class RoutesLike(Protocol):
@@ -87,6 +97,7 @@ class EntryPointSettings:
     reuse_port: bool = False                    # reusePort
     sanitize_path: bool = True                  # http.sanitizePath
     encode_query_semicolons: bool = False       # http.encodeQuerySemicolons
+    http2_max_concurrent_streams: int = 250     # http2.maxConcurrentStreams
     backlog: int = 4096
 
     @classmethod
@@ -120,6 +131,7 @@ class EntryPointSettings:
             "reuse_port": bool(ep.reuse_port),
             "sanitize_path": bool(ep.http.sanitize_path),
             "encode_query_semicolons": bool(ep.http.encode_query_semicolons),
+            "http2_max_concurrent_streams": int(ep.http2.max_concurrent_streams),
         }
         values.update(overrides)
         return cls(**values)
@@ -134,7 +146,7 @@ def _tick(settings: EntryPointSettings) -> float:
 
 
 class EntryPoint:
-    """One listening HTTP/1.1 entry point (plain TCP, or TLS with ``ssl``)."""
+    """One listening HTTP/1.1 + HTTP/2 entry point (plain TCP, or TLS with ``ssl``)."""
 
     def __init__(self, settings: EntryPointSettings, routes: RoutesLike | None = None, *,
                  ssl: ssl_module.SSLContext | None = None, hostname: str | None = None) -> None:
@@ -152,7 +164,7 @@ class EntryPoint:
             IPMatcher.from_strings(settings.proxy_protocol_trusted_ips, path="proxyProtocol.trustedIPs")
             if settings.proxy_protocol_trusted_ips else None)
         self._ssl = ssl
-        self.connections: set[H1Connection] = set()
+        self.connections: set[ServedConnection] = set()
         self.shutting_down = False
         self.now = 0.0
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
@@ -241,6 +253,6 @@ class EntryPoint:
     def listening(self) -> bool:
         return self._server is not None and self._server.is_serving()
 
-    def close_connections(self, conns: Iterable[H1Connection]) -> None:
+    def close_connections(self, conns: Iterable[ServedConnection]) -> None:
         for conn in conns:
             conn.force_close()

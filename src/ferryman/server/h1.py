@@ -371,7 +371,9 @@ class H1Connection(asyncio.Protocol):
         except HttpParserCallbackError as exc:
             self._on_parse_error(exc)
         except HttpParserError as exc:
-            self._on_parse_error(exc)
+            # llhttp pauses on "PRI * HTTP/2.0": an h2c prior-knowledge preface (error path only).
+            if not (fresh and requests == 0 and data.startswith(b"PRI * HTTP/2.0\r\n") and self._to_h2c(data)):
+                self._on_parse_error(exc)
         else:
             if self._head_open:
                 self._head_bytes += len(data)
@@ -1070,6 +1072,24 @@ class H1Connection(asyncio.Protocol):
         ep.start_tls(self._transport, buf, ctx, (info.client_ip, info.client_port), hello.sni)
         self._transport = None
         ep.connection_closed()
+
+    def _to_h2c(self, data: bytes) -> bool:
+        """HTTP/2 with prior knowledge on a cleartext connection: continue as an ``H2Connection``."""
+        from ferryman.server.h2 import H2Connection
+
+        transport = self._transport
+        if transport is None or self._state != ST_HTTP:
+            return False
+        self._state = ST_HANDOFF
+        self._deadline_read = 0.0
+        ep = self._ep
+        ep.connections.discard(self)
+        conn = H2Connection(ep, sni=self._sni, info=self.info)
+        transport.set_protocol(conn)
+        conn.connection_made(transport)
+        self._transport = None
+        conn.data_received(data)
+        return True
 
     def _custom_method(self, data: bytes) -> bytes | None:
         """llhttp only knows a fixed method table; Go accepts any token (``get``, ``FROB``). When the

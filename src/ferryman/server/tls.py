@@ -4,7 +4,8 @@
 (:meth:`ferryman.tls.store.TLSServing.select`); :func:`start_tls` then upgrades the same transport
 with ``loop.start_tls`` (uvloop's or asyncio's TLS protocol; one task per handshake, none per
 request) and, once the handshake is done, serves the connection with a fresh ``H1Connection``
-whose ``ConnInfo.tls`` is true.
+whose ``ConnInfo.tls`` is true -- or an :class:`~ferryman.server.h2.H2Connection` when ALPN chose
+``h2``.
 
 The ClientHello bytes were already read from the socket, so they are fed to the TLS protocol
 right after ``start_tls`` attached it (its ``connection_made`` runs first: the feed is scheduled one
@@ -21,6 +22,7 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from ferryman.server.h1 import H1Connection
+from ferryman.server.h2 import H2Connection
 from ferryman.tasks import spawn
 
 if TYPE_CHECKING:
@@ -109,7 +111,12 @@ async def _handshake(ep: EntryPoint, transport: asyncio.BaseTransport, hello: by
     if ep.shutting_down:
         tls_transport.close()
         return
-    conn = H1Connection(ep, handoff=client, sni=sni)
+    conn: H1Connection | H2Connection
+    ssl_object = tls_transport.get_extra_info("ssl_object")
+    if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+        conn = H2Connection(ep, handoff=client, sni=sni)
+    else:
+        conn = H1Connection(ep, handoff=client, sni=sni)
     tls_transport.set_protocol(conn)
     conn.connection_made(tls_transport)
     for chunk in pending.data:

@@ -26,7 +26,8 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset({
     "tcpServersTransport",
     # entry points
     "entryPoints.*.allowACMEByPass",
-    "entryPoints.*.http2",
+    "entryPoints.*.http2.maxDecoderHeaderTableSize",  # HTTP/2 is served; h2 keeps its 4096 tables
+    "entryPoints.*.http2.maxEncoderHeaderTableSize",
     "entryPoints.*.http3",
     "entryPoints.*.udp",
     "entryPoints.*.observability",

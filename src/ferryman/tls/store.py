@@ -107,11 +107,9 @@ CURVES: Mapping[str, str] = {
 CLIENT_AUTH_TYPES = ("NoClientCert", "RequestClientCert", "RequireAnyClientCert",
                      "VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
 
-#: ALPN: Traefik advertises h2, http/1.1 and acme-tls/1 by default. ferryman 0.1 speaks neither
-#: HTTP/2 nor TLS-ALPN-01 yet, so only http/1.1 is ever advertised (h2 and acme-tls/1 are dropped
-#: from the configured list until those protocols exist; a client asking only for h2 gets no ALPN
-#: and falls back to HTTP/1.1).
-SUPPORTED_ALPN = ("http/1.1",)
+#: ALPN: Traefik advertises h2, http/1.1 and acme-tls/1 by default. TLS-ALPN-01 is not served
+#: yet, so acme-tls/1 is dropped from the configured list until ACME exists.
+SUPPORTED_ALPN = ("h2", "http/1.1")
 
 
 @dataclass(frozen=True)

@@ -49,13 +49,14 @@ def test_default_options_refuse_tls11_and_accept_12_and_13(ca: CA, server: Pair)
             https_get(h.port, "b.example.com", client_context(ca.pem, minimum=V.TLSv1_1, maximum=V.TLSv1_1))
         assert https_get(h.port, "b.example.com", client_context(ca.pem, maximum=V.TLSv1_2)).version == "TLSv1.2"
         assert https_get(h.port, "b.example.com", client_context(ca.pem)).version == "TLSv1.3"
-        # only http/1.1 is advertised (HTTP/2 is not implemented yet)
-        ctx = client_context(ca.pem)
-        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        # h2 and http/1.1 are advertised (acme-tls/1 only once ACME exists)
         import socket
-        with socket.create_connection(("127.0.0.1", h.port)) as raw, \
-                ctx.wrap_socket(raw, server_hostname="b.example.com") as tls:
-            assert tls.selected_alpn_protocol() == "http/1.1"
+        for offered, chosen in ((["h2", "http/1.1"], "h2"), (["http/1.1"], "http/1.1")):
+            ctx = client_context(ca.pem)
+            ctx.set_alpn_protocols(offered)
+            with socket.create_connection(("127.0.0.1", h.port)) as raw, \
+                    ctx.wrap_socket(raw, server_hostname="b.example.com") as tls:
+                assert tls.selected_alpn_protocol() == chosen
 
 
 def test_min_and_max_version_per_host(ca: CA, server: Pair) -> None:

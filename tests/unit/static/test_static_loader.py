@@ -554,7 +554,6 @@ log:
   maxSize: 10
 """)
     assert load([f"--configFile={path}"]).warnings == [
-        "entryPoints.websecure.http2: accepted but not implemented yet in ferryman 0.1; ignored",
         "entryPoints.websecure.http3: accepted but not implemented yet in ferryman 0.1; ignored",
         "providers.docker: accepted but not implemented yet in ferryman 0.1; ignored",
         "log.maxSize: accepted but not implemented yet in ferryman 0.1; ignored",
