@@ -393,9 +393,52 @@ class BasicAuth(Model):
     header_field: str = ""
 
 
+class SourceCriterion(Model):
+    """Which requests share a bucket/counter (``rateLimit``, ``inFlightReq``); at most one criterion."""
+
+    ip_strategy: IPStrategy | None = Field(default=None, alias="ipStrategy")
+    request_header_name: str = ""
+    request_host: bool = False
+
+    @field_validator("ip_strategy", mode="before")
+    @classmethod
+    def _strategy(cls, value: Any) -> Any:
+        return empty_section(value)
+
+
+class RateLimitRedis(Model):
+    """``rateLimit.redis`` (accepted; the redis-backed limiter is not implemented yet)."""
+
+    endpoints: StrList = ("localhost:6379",)
+    username: str = ""
+    password: str = ""
+    db: int = 0
+    pool_size: int = 0
+    min_idle_conns: int = 0
+    max_active_conns: int = 0
+    read_timeout: Duration = 3.0
+    write_timeout: Duration = 3.0
+    dial_timeout: Duration = 5.0
+    tls: Section = None
+
+
+class RateLimit(Model):
+    average: int = 0  # requests per period; 0 = no limit
+    period: Duration = 1.0
+    burst: int = 1
+    source_criterion: SourceCriterion | None = None
+    redis: Annotated[RateLimitRedis | None, BeforeValidator(empty_section)] = None
+
+    @field_validator("source_criterion", mode="before")
+    @classmethod
+    def _criterion(cls, value: Any) -> Any:
+        return empty_section(value)
+
+
 #: Middleware types this release implements (typed) — the rest are known, typed loosely.
 IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers", "basicAuth",
     "addPrefix", "stripPrefix", "stripPrefixRegex", "replacePath", "replacePathRegex", "redirectRegex",
+    "rateLimit",
 })
 
 
@@ -413,7 +456,7 @@ class Middleware(Model):
     ip_allow_list: IPAllowList | None = None
     headers: Annotated[Headers | None, BeforeValidator(empty_section)] = None
     errors: Section = None
-    rate_limit: Section = None
+    rate_limit: Annotated[RateLimit | None, BeforeValidator(empty_section)] = None
     redirect_regex: Annotated[RedirectRegex | None, BeforeValidator(empty_section)] = None
     basic_auth: Annotated[BasicAuth | None, BeforeValidator(empty_section)] = None
     digest_auth: Section = None

@@ -26,6 +26,7 @@ from ferryman.middlewares.add_prefix import build_add_prefix
 from ferryman.middlewares.basic_auth import build_basic_auth
 from ferryman.middlewares.headers import build_headers
 from ferryman.middlewares.ip_allow_list import build_ip_allow_list
+from ferryman.middlewares.rate_limit import build_rate_limit
 from ferryman.middlewares.redirect_regex import build_redirect_regex
 from ferryman.middlewares.redirect_scheme import build_redirect_scheme
 from ferryman.middlewares.replace_path import build_replace_path
@@ -157,6 +158,13 @@ def _build_basic_auth(name: str, section: Any, next_handler: Handler, ctx: Middl
 
 
 register_middleware("basicAuth", _build_basic_auth)
+
+
+def _build_rate_limit(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
+    return build_rate_limit(name, section, next_handler)
+
+
+register_middleware("rateLimit", _build_rate_limit)
 
 
 def _build_path_middleware(builder: Callable[[str, Any, Handler], Handler]) -> MiddlewareBuilder:
