@@ -435,10 +435,20 @@ class RateLimit(Model):
         return empty_section(value)
 
 
+class InFlightReq(Model):
+    amount: int = 0  # simultaneous requests per source; more get 429
+    source_criterion: SourceCriterion | None = None
+
+    @field_validator("source_criterion", mode="before")
+    @classmethod
+    def _criterion(cls, value: Any) -> Any:
+        return empty_section(value)
+
+
 #: Middleware types this release implements (typed) — the rest are known, typed loosely.
 IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers", "basicAuth",
     "addPrefix", "stripPrefix", "stripPrefixRegex", "replacePath", "replacePathRegex", "redirectRegex",
-    "rateLimit",
+    "rateLimit", "inFlightReq",
 })
 
 
@@ -461,7 +471,7 @@ class Middleware(Model):
     basic_auth: Annotated[BasicAuth | None, BeforeValidator(empty_section)] = None
     digest_auth: Section = None
     forward_auth: Section = None
-    in_flight_req: Section = None
+    in_flight_req: Annotated[InFlightReq | None, BeforeValidator(empty_section)] = None
     buffering: Section = None
     circuit_breaker: Section = None
     compress: Section = None

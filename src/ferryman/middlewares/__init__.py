@@ -25,6 +25,7 @@ from ferryman.http.exchange import Handler
 from ferryman.middlewares.add_prefix import build_add_prefix
 from ferryman.middlewares.basic_auth import build_basic_auth
 from ferryman.middlewares.headers import build_headers
+from ferryman.middlewares.in_flight_req import build_in_flight_req
 from ferryman.middlewares.ip_allow_list import build_ip_allow_list
 from ferryman.middlewares.rate_limit import build_rate_limit
 from ferryman.middlewares.redirect_regex import build_redirect_regex
@@ -165,6 +166,13 @@ def _build_rate_limit(name: str, section: Any, next_handler: Handler, ctx: Middl
 
 
 register_middleware("rateLimit", _build_rate_limit)
+
+
+def _build_in_flight_req(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
+    return build_in_flight_req(name, section, next_handler)
+
+
+register_middleware("inFlightReq", _build_in_flight_req)
 
 
 def _build_path_middleware(builder: Callable[[str, Any, Handler], Handler]) -> MiddlewareBuilder:

@@ -33,20 +33,21 @@ def _host(ex: Exchange) -> str:
     return ex.authority.decode("latin-1")
 
 
-def compile_source(config: SourceCriterion | None, path: str,
-                   default: Literal["ip", "host"] = "ip") -> SourceExtractor:
-    """The extractor for ``config`` (``path`` is the ``sourceCriterion`` key, for errors)."""
+def compile_source(config: SourceCriterion | None, path: str, default: Literal["ip", "host"] = "ip",
+                   context: str = "getting source extractor") -> SourceExtractor:
+    """The extractor for ``config`` (``path`` is the ``sourceCriterion`` key and ``context`` the
+    prefix of Traefik's error message, for errors)."""
     strategy_cfg = config.ip_strategy if config is not None else None
     header = config.request_header_name if config is not None else ""
     host = config.request_host if config is not None else False
     if strategy_cfg is not None and header:
-        raise ConfigError("getting source extractor: iPStrategy and RequestHeaderName are mutually exclusive",
+        raise ConfigError(f"{context}: iPStrategy and RequestHeaderName are mutually exclusive",
                           path=path, fix=_FIX)
     if strategy_cfg is not None and host:
-        raise ConfigError("getting source extractor: iPStrategy and RequestHost are mutually exclusive",
+        raise ConfigError(f"{context}: iPStrategy and RequestHost are mutually exclusive",
                           path=path, fix=_FIX)
     if header and host:
-        raise ConfigError("getting source extractor: requestHost and RequestHeaderName are mutually exclusive",
+        raise ConfigError(f"{context}: requestHost and RequestHeaderName are mutually exclusive",
                           path=path, fix=_FIX)
     if header:
         name = header.lower().encode("latin-1")
