@@ -34,6 +34,10 @@ Behaviour (Traefik/Go ``net/http`` semantics):
   handed to :mod:`ferryman.server.tls` (``loop.start_tls`` on the same transport) and continues as a
   new ``H1Connection`` with ``ConnInfo.tls``; it routes with ``ep.tls_routes``, plain connections with
   ``ep.routes``. Entry points without TLS skip the peek.
+* h2c: a connection whose first bytes are the HTTP/2 preface (llhttp stops on ``PRI``: found on the
+  error path, nothing is checked for ordinary requests), or whose first request carries ``Upgrade:
+  h2c`` with ``HTTP2-Settings`` and no body (checked among the rare header flags; ``101`` then the
+  request becomes stream 1), continues as a :class:`~ferryman.server.h2.H2Connection`.
 """
 
 from __future__ import annotations
@@ -233,6 +237,7 @@ class H1Connection(asyncio.Protocol):
         "_early",
         "_ep",
         "_flags",
+        "_h2c",
         "_handoff",
         "_head_bytes",
         "_head_open",
@@ -322,6 +327,7 @@ class H1Connection(asyncio.Protocol):
         self._view = _new_view()
         self._valid_host = b""
         self._method_override: bytes | None = None
+        self._h2c: tuple[Exchange, bytes] | None = None
 
     # =========================================================================== asyncio side
 
@@ -372,7 +378,8 @@ class H1Connection(asyncio.Protocol):
             self._on_parse_error(exc)
         except HttpParserError as exc:
             # llhttp pauses on "PRI * HTTP/2.0": an h2c prior-knowledge preface (error path only).
-            if not (fresh and requests == 0 and data.startswith(b"PRI * HTTP/2.0\r\n") and self._to_h2c(data)):
+            if not (fresh and requests == 0 and data.startswith(b"PRI * HTTP/2.0\r\n")
+                    and self._to_h2c(data, None)):
                 self._on_parse_error(exc)
         else:
             if self._head_open:
@@ -601,8 +608,8 @@ class H1Connection(asyncio.Protocol):
             headers = self._strip_connection_listed(headers, self._conn_vals, info)
             self._conn_vals = None
         ex = Exchange(info, self, method, target, path, query, version, headers, host, body_length)
-        if flags & _RARE_FLAGS:
-            self._apply_rare_flags(ex, flags, http10)
+        if flags & _RARE_FLAGS and self._apply_rare_flags(ex, flags, http10):
+            return  # Upgrade: h2c accepted; the request continues as stream 1 of an H2Connection
         # Trailers (if any) accumulate in a fresh list.
         self._headers = []
         self._cur = ex
@@ -641,22 +648,43 @@ class H1Connection(asyncio.Protocol):
         except Exception:
             self._handler_failed(ex)
 
-    def _apply_rare_flags(self, ex: Exchange, flags: int, http10: bool) -> None:
+    def _apply_rare_flags(self, ex: Exchange, flags: int, http10: bool) -> bool:
+        """Returns True when the request upgrades the connection to h2c (RFC 7540 §3.2)."""
         xflags = 0
+        h2c = False
         if flags & F_EXPECT and not http10:
             xflags |= X_EXPECT
         if flags & F_TE_TRAILERS:
             xflags |= X_TE_TRAILERS
         if flags & F_UPGRADE_HDR and flags & F_CONN_UPGRADE:
             ex.upgrade = self._upgrade_val
-            if self._upgrade_val.strip().lower() == b"websocket":
+            token = self._upgrade_val.strip().lower()
+            if token == b"websocket":
                 xflags |= X_WEBSOCKET
+            elif token == b"h2c":
+                h2c = self._h2c_upgrade(ex, http10)
         present = flags >> XF_SHIFT
         if flags & F_XFF_TRUSTED and self._xff is not None:
             ex.xff_prior = b", ".join(self._xff)
             present |= XF_FOR
             self._xff = None
         ex.flags = xflags | (present << X_XF_SHIFT)
+        return h2c
+
+    def _h2c_upgrade(self, ex: Exchange, http10: bool) -> bool:
+        """``Upgrade: h2c`` with ``HTTP2-Settings`` on a cleartext connection, no body, nothing else
+        in flight: remember it; the switch happens when llhttp stops at the end of the request."""
+        info = self.info
+        if http10 or info is None or info.tls or ex.body_length != 0 or self._active is not None or self._queue:
+            return False
+        settings = [v for n, v in self._headers if n == b"http2-settings"]
+        if len(settings) != 1:
+            return False
+        ex.upgrade = None
+        ex.headers = [h for h in ex.headers if h[0] != b"http2-settings"]
+        self._h2c = (ex, settings[0])
+        self._headers = []
+        return True
 
     def on_body(self, data: bytes) -> None:
         if self._discard:
@@ -990,6 +1018,9 @@ class H1Connection(asyncio.Protocol):
             raise _Reject(431, "")
 
     def _on_parser_upgrade(self, data: bytes, offset: int) -> None:
+        if self._h2c is not None:
+            self._to_h2c(data[offset:], self._h2c)
+            return
         self._early = data[offset:]
         if self._state == ST_HTTP:
             self._state = ST_UPGRADE_WAIT
@@ -1073,8 +1104,10 @@ class H1Connection(asyncio.Protocol):
         self._transport = None
         ep.connection_closed()
 
-    def _to_h2c(self, data: bytes) -> bool:
-        """HTTP/2 with prior knowledge on a cleartext connection: continue as an ``H2Connection``."""
+    def _to_h2c(self, data: bytes, upgrade: tuple[Exchange, bytes] | None) -> bool:
+        """HTTP/2 on a cleartext connection -- with prior knowledge (``data`` starts with the
+        preface), or after ``Upgrade: h2c`` (``upgrade``: the request and its ``HTTP2-Settings``;
+        ``data``: what followed it) -- continue as an ``H2Connection``."""
         from ferryman.server.h2 import H2Connection
 
         transport = self._transport
@@ -1082,13 +1115,21 @@ class H1Connection(asyncio.Protocol):
             return False
         self._state = ST_HANDOFF
         self._deadline_read = 0.0
+        self._h2c = None
+        self._active = self._cur = None
         ep = self._ep
         ep.connections.discard(self)
-        conn = H2Connection(ep, sni=self._sni, info=self.info)
+        conn = H2Connection(ep, sni=self._sni, info=self.info,
+                            upgrade=upgrade[1] if upgrade is not None else None)
+        if upgrade is not None:
+            transport.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
         transport.set_protocol(conn)
         conn.connection_made(transport)
         self._transport = None
-        conn.data_received(data)
+        if upgrade is not None:
+            conn.upgraded_request(upgrade[0])
+        if data:
+            conn.data_received(data)
         return True
 
     def _custom_method(self, data: bytes) -> bytes | None:

@@ -232,8 +232,10 @@ class H2Connection(asyncio.Protocol):
     """One HTTP/2 client connection (TLS with ALPN ``h2``, or h2c)."""
 
     def __init__(self, ep: EntryPoint, handoff: tuple[str, int] | None = None, sni: str | None = None,
-                 info: ConnInfo | None = None) -> None:
+                 info: ConnInfo | None = None, upgrade: bytes | None = None) -> None:
+        """``upgrade``: the ``HTTP2-Settings`` of an ``Upgrade: h2c`` request (101 already sent)."""
         self._ep = ep
+        self._upgrade = upgrade
         self._handoff = handoff
         self._sni = sni
         self.info: ConnInfo | None = info
@@ -282,7 +284,10 @@ class H2Connection(asyncio.Protocol):
                 SettingCodes.MAX_HEADER_LIST_SIZE: ep.settings.max_header_bytes + 4096,
             },
         )
-        h2.initiate_connection()
+        if self._upgrade is not None:
+            h2.initiate_upgrade_connection(self._upgrade)
+        else:
+            h2.initiate_connection()
         h2.increment_flow_control_window(CONNECTION_WINDOW - 65535)
         ep.connections.add(self)
         self.flush()
@@ -432,6 +437,33 @@ class H2Connection(asyncio.Protocol):
         stream.ex = ex
         if event.stream_ended is not None:
             ex._body_done = True
+        self._dispatch(stream, ex)
+
+    def upgraded_request(self, ex: Exchange) -> None:
+        """The HTTP/1.1 request of an ``Upgrade: h2c`` becomes stream 1 (half-closed by the client)."""
+        stream = H2Stream(self, 1)
+        self._streams[1] = stream
+        self._requests += 1
+        self._deadline_idle = 0.0
+        stream.ex = ex
+        ex.downstream = ex.sink = stream
+        ex.version = b"2"
+        ex.upgrade = None
+        self._in_recv = True
+        try:
+            self._dispatch(stream, ex)
+        finally:
+            self._in_recv = False
+        dirty = self._dirty
+        if dirty:
+            self._dirty = []
+            for s in dirty:
+                self.pump(s, False)
+        self.flush()
+
+    def _dispatch(self, stream: H2Stream, ex: Exchange) -> None:
+        ep = self._ep
+        info = ex.conn
         try:
             routes = ep.tls_routes if info.tls else ep.routes
             if routes is None:

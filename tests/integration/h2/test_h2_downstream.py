@@ -64,6 +64,22 @@ def test_h2c_prior_knowledge_through_a_backend_with_curl() -> None:
             assert r.returncode == 0 and r.stdout.endswith("\n1.1"), r
 
 
+def test_h2c_upgrade_with_curl() -> None:
+    def answer(req: Message) -> bytes:
+        seen = f"{req.method} {req.target} upgrade={req.get('upgrade')} settings={req.get('http2-settings')}"
+        return response(body=seen.encode())
+
+    with http_backend(answer) as backend:
+        pools = UpstreamPools()
+        with proxy(lb(pools, backend.url), pools=pools) as p:
+            urls = [f"http://127.0.0.1:{p.port}/first", f"http://127.0.0.1:{p.port}/second"]
+            r = curl("--http2", "-w", " %{http_version}\n", *urls)
+            assert r.returncode == 0, r.stderr
+            # the upgraded request is answered as stream 1, the next one on the same connection
+            assert r.stdout.splitlines() == ["GET /first upgrade=None settings=None 2",
+                                             "GET /second upgrade=None settings=None 2"]
+
+
 def test_h2_over_tls_with_alpn_and_curl(tmp_path: Path) -> None:
     ca = CA()
     pair = ca.issue("a.example.com", dns=("a.example.com",))
@@ -315,3 +331,19 @@ def test_h2load_completes_without_errors() -> None:
         assert m is not None, r.stdout
         assert m.groups() == ("2000", "0", "0"), r.stdout
         assert "Application protocol: h2c" in r.stdout
+
+
+@pytest.mark.skipif(shutil.which("h2load") is None, reason="h2load not installed")
+def test_h2load_over_tls_completes_without_errors() -> None:
+    ca = CA()
+    pair = ca.issue("a.example.com", dns=("a.example.com",))
+    config = yaml.safe_dump({
+        "http": {"routers": {"secure": {"rule": "PathPrefix(`/`)", "service": "echo@internal", "tls": {}}}},
+        "tls": {"certificates": [{"certFile": pair.cert_pem, "keyFile": pair.key_pem}]},
+    })
+    with harness(config) as h:
+        r = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "10", f"https://127.0.0.1:{h.port}/"],
+                           capture_output=True, text=True, timeout=60, check=False)
+        assert r.returncode == 0, r.stderr
+        assert "Application protocol: h2\n" in r.stdout, r.stdout
+        assert "2000 succeeded, 0 failed, 0 errored" in r.stdout, r.stdout
