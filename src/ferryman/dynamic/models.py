@@ -445,10 +445,16 @@ class InFlightReq(Model):
         return empty_section(value)
 
 
+class ContentType(Model):
+    """``contentType: {}`` turns Content-Type sniffing on (``autoDetect`` is deprecated; false = off)."""
+
+    auto_detect: bool | None = None
+
+
 #: Middleware types this release implements (typed) — the rest are known, typed loosely.
 IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers", "basicAuth",
     "addPrefix", "stripPrefix", "stripPrefixRegex", "replacePath", "replacePathRegex", "redirectRegex",
-    "rateLimit", "inFlightReq",
+    "rateLimit", "inFlightReq", "contentType",
 })
 
 
@@ -477,7 +483,7 @@ class Middleware(Model):
     compress: Section = None
     pass_tls_client_cert: Section = Field(default=None, alias="passTLSClientCert")
     retry: Section = None
-    content_type: Section = None
+    content_type: Annotated[ContentType | None, BeforeValidator(empty_section)] = None
     grpc_web: Section = None
     encoded_characters: Section = None
     plugin: Section = None

@@ -24,6 +24,7 @@ from ferryman.errors import ConfigError
 from ferryman.http.exchange import Handler
 from ferryman.middlewares.add_prefix import build_add_prefix
 from ferryman.middlewares.basic_auth import build_basic_auth
+from ferryman.middlewares.content_type import build_content_type
 from ferryman.middlewares.headers import build_headers
 from ferryman.middlewares.in_flight_req import build_in_flight_req
 from ferryman.middlewares.ip_allow_list import build_ip_allow_list
@@ -173,6 +174,13 @@ def _build_in_flight_req(name: str, section: Any, next_handler: Handler, ctx: Mi
 
 
 register_middleware("inFlightReq", _build_in_flight_req)
+
+
+def _build_content_type(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
+    return build_content_type(name, section, next_handler)
+
+
+register_middleware("contentType", _build_content_type)
 
 
 def _build_path_middleware(builder: Callable[[str, Any, Handler], Handler]) -> MiddlewareBuilder:
