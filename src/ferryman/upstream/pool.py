@@ -10,6 +10,12 @@ are updated in place), so reloads keep warm connections.
 * ``dialTimeout``: a dial that takes longer answers ``504``; a refused/failed dial ``502``.
 * ``responseHeaderTimeout``: no response head within it answers ``504``.
 
+A failed dial has sent nothing to the backend. Before answering it, the pool offers the failure to
+the exchange's producer if that is a :class:`DialFailureListener` (the ``retry`` middleware sets
+itself as producer while a request waits for a connection; a started connection replaces it, so a
+request that reached the backend is never offered): ``dial_failed(ex, status)`` returning ``True``
+means it took charge of the exchange.
+
 A dial is the only place a task is created on the request path.
 """
 
@@ -20,7 +26,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Iterator
-from typing import Final
+from typing import Final, Protocol, runtime_checkable
 
 from ferryman.http.exchange import Exchange
 from ferryman.tasks import spawn
@@ -29,12 +35,24 @@ from ferryman.upstream.settings import TransportSettings
 
 log = logging.getLogger("ferryman.upstream")
 
-__all__ = ["Pool", "PoolKey", "UpstreamPools"]
+__all__ = ["DialFailureListener", "Pool", "PoolKey", "UpstreamPools"]
 
 PoolKey = tuple[str, str, int, str]
 
 _BAD_GATEWAY: Final = b"Bad Gateway"
 _GATEWAY_TIMEOUT: Final = b"Gateway Timeout"
+
+
+@runtime_checkable
+class DialFailureListener(Protocol):
+    """A producer told when the connection for its exchange could not be made (nothing was sent)."""
+
+    def dial_failed(self, ex: Exchange, status: int) -> bool: ...
+
+
+def _taken_over(ex: Exchange, status: int) -> bool:
+    listener = ex.producer
+    return isinstance(listener, DialFailureListener) and listener.dial_failed(ex, status)
 
 
 class Pool:
@@ -98,12 +116,12 @@ class Pool:
                 _, conn = await loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port)
         except TimeoutError:
             log.debug("dial %s:%d timed out", self.host, self.port)
-            if not ex.done:
+            if not ex.done and not _taken_over(ex, 504):
                 ex.respond(504, (), _GATEWAY_TIMEOUT, content_type=None)
             return
         except OSError as exc:
             log.debug("dial %s:%d failed: %s", self.host, self.port, exc)
-            if not ex.done:
+            if not ex.done and not _taken_over(ex, 502):
                 ex.respond(502, (), _BAD_GATEWAY, content_type=None)
             return
         if ex.done:
