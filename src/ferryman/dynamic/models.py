@@ -451,10 +451,20 @@ class ContentType(Model):
     auto_detect: bool | None = None
 
 
+class Retry(Model):
+    attempts: int = 0  # required, > 0: total tries
+    initial_interval: Duration = 0.0  # 0: retry at once
+    timeout: Duration = 0.0
+    max_request_body_bytes: int | None = None
+    status: StrList = ()
+    disable_retry_on_network_error: bool = False
+    retry_non_idempotent_method: bool = False
+
+
 #: Middleware types this release implements (typed) — the rest are known, typed loosely.
 IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers", "basicAuth",
     "addPrefix", "stripPrefix", "stripPrefixRegex", "replacePath", "replacePathRegex", "redirectRegex",
-    "rateLimit", "inFlightReq", "contentType",
+    "rateLimit", "inFlightReq", "contentType", "retry",
 })
 
 
@@ -482,7 +492,7 @@ class Middleware(Model):
     circuit_breaker: Section = None
     compress: Section = None
     pass_tls_client_cert: Section = Field(default=None, alias="passTLSClientCert")
-    retry: Section = None
+    retry: Annotated[Retry | None, BeforeValidator(empty_section)] = None
     content_type: Annotated[ContentType | None, BeforeValidator(empty_section)] = None
     grpc_web: Section = None
     encoded_characters: Section = None

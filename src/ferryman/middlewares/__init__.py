@@ -33,6 +33,7 @@ from ferryman.middlewares.redirect_regex import build_redirect_regex
 from ferryman.middlewares.redirect_scheme import build_redirect_scheme
 from ferryman.middlewares.replace_path import build_replace_path
 from ferryman.middlewares.replace_path_regex import build_replace_path_regex
+from ferryman.middlewares.retry import build_retry
 from ferryman.middlewares.strip_prefix import build_strip_prefix
 from ferryman.middlewares.strip_prefix_regex import build_strip_prefix_regex
 
@@ -181,6 +182,13 @@ def _build_content_type(name: str, section: Any, next_handler: Handler, ctx: Mid
 
 
 register_middleware("contentType", _build_content_type)
+
+
+def _build_retry(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
+    return build_retry(name, section, next_handler)
+
+
+register_middleware("retry", _build_retry)
 
 
 def _build_path_middleware(builder: Callable[[str, Any, Handler], Handler]) -> MiddlewareBuilder:

@@ -1,0 +1,137 @@
+"""``retry``: tries again on dial failures (nothing sent), with Traefik's backoff, idempotent methods only."""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ferryman.dynamic.models import Middleware
+from ferryman.errors import ConfigError
+from ferryman.http.exchange import Exchange, Handler
+from ferryman.middlewares import build_middleware
+from ferryman.middlewares.retry import RetryHandler, backoff_intervals, build_retry
+from ferryman.upstream.pool import DialFailureListener
+from tests.unit.middlewares.conformance_support import case_exchange, mw
+
+
+class FakeLoop:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.timers: list[tuple[float, int, Callable[[], object]]] = []
+        self.waits: list[float] = []
+
+    def call_later(self, delay: float, callback: Callable[[], object], *args: Any) -> None:
+        self.waits.append(delay)
+        heapq.heappush(self.timers, (self.now + delay, len(self.waits), callback))
+
+    def run(self) -> None:
+        while self.timers:
+            when, _, callback = heapq.heappop(self.timers)
+            self.now = when
+            callback()
+
+
+class Flaky:
+    """Stands for the load balancer + pool: the first ``failures`` tries fail to connect."""
+
+    def __init__(self, failures: int, status: int = 502) -> None:
+        self.failures = failures
+        self.status = status
+        self.tries = 0
+
+    def handle(self, ex: Exchange) -> None:
+        self.tries += 1
+        if self.tries <= self.failures:
+            listener = ex.producer  # what the pool does on a failed dial
+            if not (isinstance(listener, DialFailureListener) and listener.dial_failed(ex, self.status)):
+                ex.respond(self.status, (), b"Bad Gateway", content_type=None)
+            return
+        ex.set_producer(None)  # a connection took over
+        ex.respond(200, (), b"ok")
+
+
+def _build(config: dict[str, Any], nxt: Handler, loop: FakeLoop | None = None) -> Handler:
+    model = Middleware.model_validate({"retry": config})
+    assert model.retry is not None
+    return build_retry("r", model.retry, nxt, loop, random.Random(1))
+
+
+def _run(config: dict[str, Any], backend: Flaky, method: str = "GET",
+         loop: FakeLoop | None = None) -> int:
+    loop = loop or FakeLoop()
+    handler = _build(config, backend, loop)
+    ex, down = case_exchange({"method": method, "url": "/", "host": "h", "headers": {}, "remote_addr": "1.2.3.4:5"})
+    handler.handle(ex)
+    loop.run()
+    return next(int(v[0]) for k, v in down.calls if k == "head")
+
+
+def test_retries_until_a_backend_is_reached() -> None:
+    backend = Flaky(2)
+    assert _run({"attempts": 3}, backend) == 200 and backend.tries == 3
+    backend = Flaky(3)
+    assert _run({"attempts": 3}, backend) == 502 and backend.tries == 3
+    backend = Flaky(5, status=504)
+    assert _run({"attempts": 2}, backend) == 504 and backend.tries == 2
+
+
+def test_one_attempt_and_disabled_network_retries_pass_through() -> None:
+    backend = Flaky(1)
+    assert _run({"attempts": 1}, backend) == 502 and backend.tries == 1
+    assert isinstance(build_middleware("r", mw("retry", {"attempts": 1}), backend), RetryHandler)
+    backend = Flaky(1)
+    assert _run({"attempts": 3, "disableRetryOnNetworkError": True}, backend) == 502 and backend.tries == 1
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH", "LOCK"])
+def test_non_idempotent_methods_need_the_option(method: str) -> None:
+    backend = Flaky(1)
+    assert _run({"attempts": 3}, backend, method) == 502 and backend.tries == 1
+    backend = Flaky(1)
+    assert _run({"attempts": 3, "retryNonIdempotentMethod": True}, backend, method) == 200 and backend.tries == 2
+    backend = Flaky(1)
+    assert _run({"attempts": 3}, backend, "PUT") == 200  # PUT and DELETE are idempotent
+
+
+def test_backoff_waits_grow_to_at_most_twice_the_initial_interval() -> None:
+    loop = FakeLoop()
+    backend = Flaky(3)
+    assert _run({"attempts": 4, "initialInterval": "100ms"}, backend, loop=loop) == 200
+    assert len(loop.waits) == 3
+    bases = [0.1 * 2 ** (i / 3) for i in range(3)]
+    for wait, base in zip(loop.waits, bases, strict=True):
+        assert 0.5 * base <= wait <= 1.5 * base
+    assert backoff_intervals(3, 0.0) == [0.0, 0.0]
+    waits = backoff_intervals(5, 1.0, random.Random(3))
+    assert all(0.5 <= w <= 3.0 for w in waits) and len(waits) == 4
+
+
+def test_no_backoff_retries_at_once() -> None:
+    loop = FakeLoop()
+    assert _run({"attempts": 3}, Flaky(2), loop=loop) == 200
+    assert loop.waits == []
+
+
+def test_a_client_gone_during_the_backoff_stops_the_retries() -> None:
+    loop = FakeLoop()
+    backend = Flaky(5)
+    handler = _build({"attempts": 5, "initialInterval": "1s"}, backend, loop)
+    ex, down = case_exchange({"method": "GET", "url": "/", "host": "h", "headers": {}, "remote_addr": "1.2.3.4:5"})
+    handler.handle(ex)
+    ex.done = True
+    loop.run()
+    assert backend.tries == 1 and down.calls == []
+
+
+def test_config_errors() -> None:
+    for config, message in (({}, "incorrect (or empty) value for attempt (0)"),
+                            ({"attempts": -1}, "incorrect (or empty) value for attempt (-1)"),
+                            ({"attempts": 2, "status": ["500-599"]}, "not implemented yet"),
+                            ({"attempts": 2, "timeout": "5s"}, "not implemented yet")):
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            _build(config, Flaky(0))
+    _build({"attempts": 2, "maxRequestBodyBytes": 1024}, Flaky(0))
