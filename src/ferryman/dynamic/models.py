@@ -451,6 +451,16 @@ class ContentType(Model):
     auto_detect: bool | None = None
 
 
+class Compress(Model):
+    """``compress``: response compression (gzip, br, zstd), as Traefik v3."""
+
+    excluded_content_types: StrList = ()
+    included_content_types: StrList = ()
+    min_response_body_bytes: int = 0  # 0 (or less): 1024
+    encodings: StrList | None = None  # priority order; None: gzip, br, zstd
+    default_encoding: str = ""
+
+
 class Retry(Model):
     attempts: int = 0  # required, > 0: total tries
     initial_interval: Duration = 0.0  # 0: retry at once
@@ -464,7 +474,7 @@ class Retry(Model):
 #: Middleware types this release implements (typed) — the rest are known, typed loosely.
 IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers", "basicAuth",
     "addPrefix", "stripPrefix", "stripPrefixRegex", "replacePath", "replacePathRegex", "redirectRegex",
-    "rateLimit", "inFlightReq", "contentType", "retry",
+    "rateLimit", "inFlightReq", "contentType", "retry", "compress",
 })
 
 
@@ -490,7 +500,7 @@ class Middleware(Model):
     in_flight_req: Annotated[InFlightReq | None, BeforeValidator(empty_section)] = None
     buffering: Section = None
     circuit_breaker: Section = None
-    compress: Section = None
+    compress: Annotated[Compress | None, BeforeValidator(empty_section)] = None
     pass_tls_client_cert: Section = Field(default=None, alias="passTLSClientCert")
     retry: Annotated[Retry | None, BeforeValidator(empty_section)] = None
     content_type: Annotated[ContentType | None, BeforeValidator(empty_section)] = None

@@ -24,6 +24,7 @@ from ferryman.errors import ConfigError
 from ferryman.http.exchange import Handler
 from ferryman.middlewares.add_prefix import build_add_prefix
 from ferryman.middlewares.basic_auth import build_basic_auth
+from ferryman.middlewares.compress import build_compress
 from ferryman.middlewares.content_type import build_content_type
 from ferryman.middlewares.headers import build_headers
 from ferryman.middlewares.in_flight_req import build_in_flight_req
@@ -189,6 +190,13 @@ def _build_retry(name: str, section: Any, next_handler: Handler, ctx: Middleware
 
 
 register_middleware("retry", _build_retry)
+
+
+def _build_compress(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
+    return build_compress(name, section, next_handler)
+
+
+register_middleware("compress", _build_compress)
 
 
 def _build_path_middleware(builder: Callable[[str, Any, Handler], Handler]) -> MiddlewareBuilder:
