@@ -50,6 +50,7 @@ __all__ = [
     "DockerSettings",
     "TemplateError",
     "build_configuration",
+    "container_from_inspect",
     "container_ip",
     "container_port",
     "normalize",
@@ -98,6 +99,37 @@ class ContainerInfo:
             if k.lower() == lower:
                 return v
         return None
+
+
+def container_from_inspect(inspect: Mapping[str, Any]) -> ContainerInfo:
+    """A :class:`ContainerInfo` from the engine's ``GET /containers/{id}/json`` answer.
+
+    Ports are the exposed ones (``Config.ExposedPorts``) and the keys of
+    ``NetworkSettings.Ports``, as Traefik reads them; a network's address is its ``IPAddress``,
+    else its ``GlobalIPv6Address``."""
+    config = inspect.get("Config") or {}
+    state = inspect.get("State") or {}
+    host = inspect.get("HostConfig") or {}
+    net = inspect.get("NetworkSettings") or {}
+    networks = {str(name): str(n.get("IPAddress") or n.get("GlobalIPv6Address") or "")
+                for name, n in (net.get("Networks") or {}).items() if isinstance(n, Mapping)}
+    published = net.get("Ports") or {}
+    ports = sorted(set(config.get("ExposedPorts") or {}) | set(published), key=_port_number)
+    bindings = {str(port): tuple((str(b.get("HostIp") or ""), str(b.get("HostPort") or ""))
+                                 for b in (binds or ()) if isinstance(b, Mapping))
+                for port, binds in published.items()}
+    health = state.get("Health") or {}
+    return ContainerInfo(
+        id=str(inspect.get("Id", "")),
+        name=str(inspect.get("Name", "")),
+        labels={str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
+        state=str(state.get("Status", "")),
+        health=str(health.get("Status", "")) if isinstance(health, Mapping) else "",
+        network_mode=str(host.get("NetworkMode", "")),
+        networks=networks,
+        ports=tuple(str(p) for p in ports),
+        port_bindings=bindings,
+    )
 
 
 @dataclass(frozen=True)
