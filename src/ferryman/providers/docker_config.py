@@ -26,6 +26,7 @@ Traefik's ``pkg/provider/docker`` (``config.go``, ``shared.go``) and ``pkg/provi
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -301,7 +302,10 @@ class _Eval:
             for kind, value in zip(kinds, m.groups(), strict=True):
                 if value is not None:
                     if kind == "str":
-                        value = bytes(value, "utf-8").decode("unicode_escape")
+                        try:  # Go's escapes in "..." are JSON's, plus a few rare ones
+                            value = json.loads(f'"{value}"')
+                        except ValueError:
+                            raise TemplateError(f"invalid string literal \"{value}\"") from None
                         kind = "raw"
                     self.tokens.append((kind, value))
                     break

@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ferryman.dynamic.decode import validate_elements
 from ferryman.dynamic.labels import decode_labels, decode_paths
+from ferryman.errors import ConfigError
 from ferryman.providers.docker_config import (
     ContainerInfo,
     DockerSettings,
@@ -247,3 +252,32 @@ def test_container_from_inspect() -> None:
     assert c.container_name == "web-1" and c.ports == ("443/tcp", "8080/tcp")
     assert c.port_bindings["8080/tcp"] == (("0.0.0.0", "18080"),) and c.port_bindings["443/tcp"] == ()
     assert c.networks == {"bridge": "172.17.0.3"} and c.health == "healthy"
+
+
+# --------------------------------------------------------------------------------------------
+# Properties: the parsers only ever fail with their own errors
+
+
+_KEY_PARTS = st.sampled_from(["traefik", "http", "tcp", "udp", "tls", "routers", "services", "middlewares",
+                              "r", "R", "rule", "tls", "domains[0]", "domains[x]", "[1]", "", "a@b",
+                              "loadbalancer", "server", "port", "servers[2]", "headers", "X-Foo"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.lists(_KEY_PARTS, min_size=1, max_size=7).map(".".join),
+                       st.sampled_from(["true", "false", "", "80", "a,b", "Host(`x`)"]), max_size=8))
+def test_label_decoder_never_raises(labels: dict[str, str]) -> None:
+    got = decode_labels(labels)
+    for err in got.errors:
+        assert err.label in labels
+    with contextlib.suppress(ConfigError):  # a structural problem is a reported error, never a crash
+        validate_elements(got.raw, "prop")
+    cfg, _problems, _warnings = build_configuration([web(labels=labels)])
+    assert cfg is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='{}. |()"`\\abNmeizLl-', max_size=30))
+def test_template_fails_only_with_template_error(template: str) -> None:
+    with contextlib.suppress(TemplateError):
+        render_default_rule(template, {"Name": "n", "ContainerName": "c", "Labels": {"a": "b"}})
