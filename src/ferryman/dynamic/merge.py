@@ -728,6 +728,8 @@ class _Merger:
         p = element.provider
         if svc.load_balancer is not None:
             lb = svc.load_balancer
+            if not lb.middlewares and not lb.servers_transport:
+                return svc  # nothing to qualify (the common case): no copies
             update: dict[str, Any] = {"middlewares": tuple(qualify(m, p) for m in lb.middlewares)}
             if lb.servers_transport:
                 update["servers_transport"] = qualify(lb.servers_transport, p)
