@@ -57,5 +57,43 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def go_duration_ns(ns: int) -> str:
+    """Go's ``time.Duration.String()`` for a duration in nanoseconds (``"1m0s"``, ``"100ms"``)."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    if ns < 1000:
+        return f"{sign}{ns}ns"
+    if ns < 1_000_000:
+        return f"{sign}{_frac(ns, 1000)}µs"
+    if ns < _SECOND_NS:
+        return f"{sign}{_frac(ns, 1_000_000)}ms"
+    hours, rest = divmod(ns, 3600 * _SECOND_NS)
+    minutes, rest = divmod(rest, 60 * _SECOND_NS)
+    out = sign
+    if hours:
+        out += f"{hours}h{minutes}m"
+    elif minutes:
+        out += f"{minutes}m"
+    return out + f"{_frac(rest, _SECOND_NS)}s"
+
+
+def go_duration(seconds: float) -> str:
+    """Go's ``time.Duration.String()`` for a duration in seconds."""
+    return go_duration_ns(round(seconds * 1e9))
+
+
+_SECOND_NS = 1_000_000_000
+
+
+def _frac(value: int, unit: int) -> str:
+    whole, frac = divmod(value, unit)
+    if not frac:
+        return str(whole)
+    digits = len(str(unit)) - 1
+    return f"{whole}.{frac:0{digits}d}".rstrip("0")
+
+
 #: A duration in seconds, accepting Traefik's string and number forms.
 Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ferryman.types import format_duration
+from ferryman.types import format_duration, go_duration
 
 __all__ = ["encode", "go_duration", "go_fields", "go_time"]
 
@@ -32,37 +32,6 @@ def encode(value: Any, *, newline: bool = True) -> bytes:
         if raw in text:
             text = text.replace(raw, escaped)
     return (text + "\n" if newline else text).encode()
-
-
-def go_duration(seconds: float) -> str:
-    """Go's ``time.Duration.String()`` for a duration in seconds."""
-    ns = round(seconds * 1e9)
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    ns = abs(ns)
-    if ns < 1000:
-        return f"{sign}{ns}ns"
-    if ns < 1_000_000:
-        return f"{sign}{_frac(ns, 1000)}µs"
-    if ns < 1_000_000_000:
-        return f"{sign}{_frac(ns, 1_000_000)}ms"
-    hours, rest = divmod(ns, 3600 * 10**9)
-    minutes, rest = divmod(rest, 60 * 10**9)
-    out = sign
-    if hours:
-        out += f"{hours}h{minutes}m"
-    elif minutes:
-        out += f"{minutes}m"
-    return out + f"{_frac(rest, 10**9)}s"
-
-
-def _frac(value: int, unit: int) -> str:
-    whole, frac = divmod(value, unit)
-    if not frac:
-        return str(whole)
-    digits = len(str(unit)) - 1
-    return f"{whole}.{frac:0{digits}d}".rstrip("0")
 
 
 def go_time(ts: float) -> str:

@@ -35,6 +35,7 @@ from ferryman.dynamic.models import RateLimit
 from ferryman.errors import ConfigError
 from ferryman.http.exchange import Exchange, Handler
 from ferryman.middlewares.source import SourceExtractor, compile_source
+from ferryman.types import go_duration_ns as go_duration
 
 __all__ = ["MAX_SOURCES", "Clock", "RateLimitHandler", "TokenBucket", "build_rate_limit", "go_duration"]
 
@@ -51,36 +52,6 @@ class Clock(Protocol):
     def time(self) -> float: ...
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Any: ...
-
-
-def go_duration(ns: int) -> str:
-    """Go's ``time.Duration.String()`` for ``ns`` nanoseconds (``2.5ms``, ``1.2s``, ``1m0s``)."""
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    ns = abs(ns)
-    if ns < 1000:
-        return f"{sign}{ns}ns"
-    if ns < 1_000_000:
-        return f"{sign}{_frac(ns, 1000)}µs"
-    if ns < _SECOND_NS:
-        return f"{sign}{_frac(ns, 1_000_000)}ms"
-    hours, rest = divmod(ns, 3600 * _SECOND_NS)
-    minutes, rest = divmod(rest, 60 * _SECOND_NS)
-    out = sign
-    if hours:
-        out += f"{hours}h{minutes}m"
-    elif minutes:
-        out += f"{minutes}m"
-    return out + f"{_frac(rest, _SECOND_NS)}s"
-
-
-def _frac(value: int, unit: int) -> str:
-    whole, frac = divmod(value, unit)
-    if not frac:
-        return str(whole)
-    digits = len(str(unit)) - 1
-    return f"{whole}.{frac:0{digits}d}".rstrip("0")
 
 
 class TokenBucket:
