@@ -1058,7 +1058,10 @@ def _tls_key(name: str, provider: str, default: str) -> str:
 
 
 def _with_users(info: _T, users: Sequence[str]) -> _T:
-    return dataclasses.replace(info, used_by=tuple(sorted(users)))  # type: ignore[type-var]
+    # ``info`` was built by this merge run and is not published yet: fill the field in place
+    # (a ``dataclasses.replace`` per element cost ~80 ms for 10,000 services).
+    object.__setattr__(info, "used_by", tuple(sorted(users)))
+    return info
 
 
 def _inherit_observability(own: RouterObservability | None, ep: RouterObservability) -> RouterObservability:
