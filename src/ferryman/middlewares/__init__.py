@@ -130,84 +130,34 @@ def _build_chain(name: str, section: Any, next_handler: Handler, ctx: Middleware
     return chain(builders, next_handler)
 
 
-def _build_redirect_scheme(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
-    return build_redirect_scheme(name, section, next_handler)
-
-
-register_middleware("redirectScheme", _build_redirect_scheme)
-register_middleware("chain", _build_chain)
-
-
-def _build_ip_allow_list(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
-    return build_ip_allow_list(name, section, next_handler)
-
-
-def _build_ip_white_list(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
-    return build_ip_allow_list(name, section, next_handler, kind="ipWhiteList")
-
-
-register_middleware("ipAllowList", _build_ip_allow_list)
-register_middleware("ipWhiteList", _build_ip_white_list)
-
-
-def _build_headers(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
-    return build_headers(name, section, next_handler)
-
-
-register_middleware("headers", _build_headers)
-
-
-def _build_basic_auth(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
-    return build_basic_auth(name, section, next_handler)
-
-
-register_middleware("basicAuth", _build_basic_auth)
-
-
-def _build_rate_limit(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
-    return build_rate_limit(name, section, next_handler)
-
-
-register_middleware("rateLimit", _build_rate_limit)
-
-
-def _build_in_flight_req(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
-    return build_in_flight_req(name, section, next_handler)
-
-
-register_middleware("inFlightReq", _build_in_flight_req)
-
-
-def _build_content_type(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
-    return build_content_type(name, section, next_handler)
-
-
-register_middleware("contentType", _build_content_type)
-
-
-def _build_retry(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
-    return build_retry(name, section, next_handler)
-
-
-register_middleware("retry", _build_retry)
-
-
-def _build_compress(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
-    return build_compress(name, section, next_handler)
-
-
-register_middleware("compress", _build_compress)
-
-
-def _build_path_middleware(builder: Callable[[str, Any, Handler], Handler]) -> MiddlewareBuilder:
+def _ignoring_ctx(builder: Callable[[str, Any, Handler], Handler]) -> MiddlewareBuilder:
+    """Adapts a ``build_x(name, section, next)`` that needs no context to the registry's signature."""
     def build(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
         return builder(name, section, next_handler)
     return build
 
 
-register_middleware("addPrefix", _build_path_middleware(build_add_prefix))
-register_middleware("stripPrefix", _build_path_middleware(build_strip_prefix))
-register_middleware("stripPrefixRegex", _build_path_middleware(build_strip_prefix_regex))
-register_middleware("replacePath", _build_path_middleware(build_replace_path))
-register_middleware("replacePathRegex", _build_path_middleware(build_replace_path_regex))
-register_middleware("redirectRegex", _build_path_middleware(build_redirect_regex))
+def _build_ip_white_list(name: str, section: Any, next_handler: Handler) -> Handler:
+    return build_ip_allow_list(name, section, next_handler, kind="ipWhiteList")
+
+
+register_middleware("chain", _build_chain)
+for _kind, _builder in (
+    ("redirectScheme", build_redirect_scheme),
+    ("redirectRegex", build_redirect_regex),
+    ("addPrefix", build_add_prefix),
+    ("stripPrefix", build_strip_prefix),
+    ("stripPrefixRegex", build_strip_prefix_regex),
+    ("replacePath", build_replace_path),
+    ("replacePathRegex", build_replace_path_regex),
+    ("ipAllowList", build_ip_allow_list),
+    ("ipWhiteList", _build_ip_white_list),
+    ("headers", build_headers),
+    ("basicAuth", build_basic_auth),
+    ("rateLimit", build_rate_limit),
+    ("inFlightReq", build_in_flight_req),
+    ("contentType", build_content_type),
+    ("retry", build_retry),
+    ("compress", build_compress),
+):
+    register_middleware(_kind, _ignoring_ctx(_builder))
