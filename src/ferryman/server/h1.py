@@ -221,6 +221,15 @@ class _Reject(Exception):
         self.body = body
 
 
+def _lose(ex: Exchange) -> None:
+    """The client side of ``ex`` is gone: mark it done and tell whoever produces its response."""
+    if not ex.done:
+        ex.done = True
+        producer = ex.producer
+        if producer is not None:
+            producer.downstream_lost()
+
+
 class H1Connection(asyncio.Protocol):
     """One client connection. Implements :class:`~ferryman.http.exchange.Downstream`."""
 
@@ -403,15 +412,9 @@ class H1Connection(asyncio.Protocol):
         self._ep.connections.discard(self)
         ex = self._active
         self._active = None
-        if ex is not None and not ex.done:
-            ex.done = True
-            producer = ex.producer
-            if producer is not None:
-                producer.downstream_lost()
-        peer = self._peer
-        if peer is not None:
-            self._peer = None
-            peer.downstream_lost()
+        if ex is not None:
+            _lose(ex)
+        self._lose_peer()
         self._queue = None
         self._cur = None
         self._ep.connection_closed()
@@ -934,15 +937,8 @@ class H1Connection(asyncio.Protocol):
         ex = self._active
         if ex is not None:
             self._active = None
-            if not ex.done:
-                ex.done = True
-                producer = ex.producer
-                if producer is not None:
-                    producer.downstream_lost()
-        peer = self._peer
-        if peer is not None:
-            self._peer = None
-            peer.downstream_lost()
+            _lose(ex)
+        self._lose_peer()
         self._pending = None
         self._state = ST_CLOSED
         transport = self._transport
@@ -960,6 +956,13 @@ class H1Connection(asyncio.Protocol):
 
     def resume_body(self) -> None:
         self._resume(R_BODY)
+
+    def _lose_peer(self) -> None:
+        """Tell a tunnel's far end that the client side is gone."""
+        peer = self._peer
+        if peer is not None:
+            self._peer = None
+            peer.downstream_lost()
 
     def start_tunnel(self, peer: TunnelPeer) -> None:
         """After a 101: raw bytes from now on, both ways."""
@@ -1168,11 +1171,8 @@ class H1Connection(asyncio.Protocol):
         if cur is not None:
             # The error is in a request body: answer it only if nothing was answered yet.
             if cur is active and not cur.done and cur.status == 0 and self._pending is None:
-                cur.done = True
                 self._active = None
-                producer = cur.producer
-                if producer is not None:
-                    producer.downstream_lost()
+                _lose(cur)
                 self._write(payload)
                 self._linger()
             else:
@@ -1229,11 +1229,8 @@ class H1Connection(asyncio.Protocol):
         self._state = ST_CLOSED
         self._transport.close()
         ex = self._active
-        if ex is not None and not ex.done:
-            ex.done = True
-            producer = ex.producer
-            if producer is not None:
-                producer.downstream_lost()
+        if ex is not None:
+            _lose(ex)
 
     # =========================================================================== entry point hooks
 
