@@ -11,9 +11,9 @@
 * The deprecated ``forceSlash: true`` always leaves a leading ``/`` (``/stat`` minus ``/stat`` is
   ``/``).
 
-One difference: where Go leaves an empty ``URL.Path`` (the whole path was the prefix; Go sends
-``/``), the exchange carries ``/`` (the upstream request line needs a path). A later ``addPrefix``
-or ``replacePathRegex`` in the same chain therefore sees ``/`` where Traefik's sees ``""``.
+When the whole path was the prefix the exchange's path is ``b""`` as Go's ``URL.Path`` (so a later
+``addPrefix`` gives ``/prefix``, not ``/prefix/``); the request-URI is ``/`` and the forwarder sends
+``/``, as Go's client does.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class StripPrefixHandler:
                     bad_request(ex)
                     return
                 ex.add_header(X_FORWARDED_PREFIX, prefix)
-                ex.path = new or b"/"
+                ex.path = new
                 ex.target = request_uri(new, ex.query)
                 break
         self.next.handle(ex)

@@ -6,7 +6,7 @@ path; the first non-empty leftmost match that is also a prefix of the path is re
 ``stripPrefix`` does (encoded path stripped consistently, leading ``/`` restored, ``400`` when
 ``URL.JoinPath()`` would change the result) and added as ``X-Forwarded-Prefix``. A match that does
 not sit at the start of the path is skipped (the next expression is tried). Without a match the
-request is left untouched. The same one difference as ``stripPrefix`` applies to an empty result.
+request is left untouched. A full strip leaves the path ``b""`` as in ``stripPrefix``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class StripPrefixRegexHandler:
                 bad_request(ex)
                 return
             ex.add_header(X_FORWARDED_PREFIX, prefix)
-            ex.path = new or b"/"
+            ex.path = new
             ex.target = request_uri(new, ex.query)
             break
         self.next.handle(ex)

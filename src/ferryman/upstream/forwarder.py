@@ -126,7 +126,8 @@ class ServerForwarder:
             authority = ex.authority
             xf = conn.xf_block if conn.xf_key == authority else forwarded_block(ex)
             query = ex.query
-            target = ex.path if query is None else ex.path + b"?" + query
+            path = ex.path or b"/"  # a full stripPrefix leaves Go's empty URL.Path; the wire has "/"
+            target = path if query is None else path + b"?" + query
             host = authority if self.pass_host_header and authority else self.host_header
             length = ex.body_length
             if length == 0:
@@ -157,7 +158,7 @@ class ServerForwarder:
             xf = b""
         else:
             xf = forwarded_block(ex)
-        path = ex.path
+        path = ex.path or b"/"
         if self.preserve_path:
             path = _join_path(self.server_path, path)
         query = ex.query

@@ -30,9 +30,6 @@ from tests.unit.http.test_http_exchange import FakeDownstream
 
 KINDS = ("addPrefix", "stripPrefix", "stripPrefixRegex", "replacePath", "replacePathRegex", "redirectRegex")
 
-#: Go leaves ``URL.Path`` empty when the whole path was stripped; the exchange carries ``/``.
-EMPTY_PATH = ("Go leaves URL.Path empty (RequestURI '/'); ferryman keeps '/' in the exchange because the "
-              "upstream request line needs a path -- the backend receives '/' in both (see the wire replay)")
 
 
 def shared_dir() -> Path:
@@ -57,11 +54,7 @@ def case_id(case: dict[str, Any]) -> str:
 
 
 def param(case: dict[str, Any]) -> Any:
-    forwarded = (case.get("expected") or {}).get("forwarded")
-    marks = []
-    if isinstance(forwarded, dict) and forwarded.get("path") == "":
-        marks.append(pytest.mark.xfail(strict=True, reason=EMPTY_PATH))
-    return pytest.param(case, id=case_id(case), marks=marks)
+    return pytest.param(case, id=case_id(case))
 
 
 def model(case: dict[str, Any]) -> Middleware:
