@@ -471,10 +471,38 @@ class Retry(Model):
     retry_non_idempotent_method: bool = False
 
 
+class ClientTLS(Model):
+    """``forwardAuth.tls``: CA, cert and key are file paths or PEM contents."""
+
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+    insecure_skip_verify: bool = False
+    ca_optional: bool | None = None  # deprecated, ignored (a server-side option)
+
+
+class ForwardAuth(Model):
+    address: str = ""
+    tls: Annotated[ClientTLS | None, BeforeValidator(empty_section)] = None
+    trust_forward_header: bool | None = None  # None: Traefik's legacy header handling (see forward_auth.py)
+    auth_response_headers: StrList = ()
+    auth_response_headers_regex: str = ""
+    auth_request_headers: StrList = ()
+    add_auth_cookies_to_response: StrList = ()
+    header_field: str = ""
+    forward_body: bool = False
+    max_body_size: int | None = None  # None / negative: unlimited
+    max_response_body_size: int | None = None
+    preserve_location_header: bool = False
+    preserve_request_method: bool = False
+    auth_signin_url: str = Field(default="", alias="authSigninURL")
+
+
 #: Middleware types this release implements (typed) — the rest are known, typed loosely.
 IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers", "basicAuth",
     "addPrefix", "stripPrefix", "stripPrefixRegex", "replacePath", "replacePathRegex", "redirectRegex",
     "rateLimit", "inFlightReq", "contentType", "retry", "compress",
+    "forwardAuth",
 })
 
 
@@ -496,7 +524,7 @@ class Middleware(Model):
     redirect_regex: Annotated[RedirectRegex | None, BeforeValidator(empty_section)] = None
     basic_auth: Annotated[BasicAuth | None, BeforeValidator(empty_section)] = None
     digest_auth: Section = None
-    forward_auth: Section = None
+    forward_auth: Annotated[ForwardAuth | None, BeforeValidator(empty_section)] = None
     in_flight_req: Annotated[InFlightReq | None, BeforeValidator(empty_section)] = None
     buffering: Section = None
     circuit_breaker: Section = None

@@ -363,6 +363,14 @@ class Exchange:
         if self._body_done and self._consumer is consumer:
             consumer.body_end(self.trailers)
 
+    def replay_body(self, chunks: list[bytes]) -> None:
+        """The request body was read whole (``chunks``) by a middleware (forwardAuth's
+        ``forwardBody``): deliver it again, and its end, to the next :meth:`set_body_consumer`."""
+        self._consumer = None
+        self._body_buf = chunks or None
+        self._buf_bytes = 0
+        self._body_done = True
+
     def feed_body(self, data: bytes) -> None:
         """Called by the downstream for each body chunk (buffered, bounded, until a consumer is set)."""
         consumer = self._consumer
