@@ -117,7 +117,7 @@ class _Reject(Exception):
 class H2Stream:
     """One stream: the :class:`~ferryman.http.exchange.Downstream` of its exchange."""
 
-    __slots__ = ("_buf", "_buffered", "_conn", "_end", "_ended", "_head_sent", "_unacked", "body_paused",
+    __slots__ = ("_buf", "_buffered", "_conn", "_end", "_ended", "_head", "_head_sent", "_unacked", "body_paused",
                  "ex", "sid", "write_paused")
 
     def __init__(self, conn: H2Connection, sid: int) -> None:
@@ -131,6 +131,7 @@ class H2Stream:
         self._end: tuple[Headers | None] | None = None  # send_end was called (with these trailers)
         self._ended = False  # END_STREAM (or RST_STREAM) went out
         self._head_sent = False
+        self._head: Headers | None = None  # the response head, held until data, the end or flush()
         self._unacked = 0
 
     # ------------------------------------------------------------------ ResponseSink
@@ -150,7 +151,10 @@ class H2Stream:
         out.extend(_clean(headers))
         if length >= 0 and status not in _BODYLESS:
             out.append((b"content-length", b"%d" % length))
-        self._conn.send_headers(self, out, False)
+        # Held back: a response that ends at once (gRPC's trailers-only) goes out as one HEADERS
+        # frame with END_STREAM; otherwise the head leaves with the first data or at flush().
+        self._head = out
+        self._conn.head_ready(self)
 
     def send_data(self, data: bytes) -> None:
         if self._ended or not data or self._end is not None:
@@ -201,7 +205,10 @@ class H2Stream:
         self.abort()
 
     def flush(self) -> None:
-        self._conn.flush()
+        if self._head is not None:
+            self._conn.pump(self)
+        else:
+            self._conn.flush()
 
     # ------------------------------------------------------------------ internals
 
@@ -599,6 +606,12 @@ class H2Connection(asyncio.Protocol):
         if not self._in_recv:
             self.flush()
 
+    def head_ready(self, stream: H2Stream) -> None:
+        """A response head is held on ``stream``: inside ``data_received`` it goes out with what
+        follows; outside, with the next data, the end or ``flush()``."""
+        if self._in_recv and stream not in self._dirty:
+            self._dirty.append(stream)
+
     def data_ready(self, stream: H2Stream) -> None:
         """Response bytes or the end were queued on ``stream``: inside ``data_received`` they are
         sent once all events are handled (a head, its body and END_STREAM coalesce), else now."""
@@ -616,6 +629,17 @@ class H2Connection(asyncio.Protocol):
         sid = stream.sid
         buf = stream._buf
         try:
+            head = stream._head
+            if head is not None:
+                stream._head = None
+                end = stream._end
+                if not buf and end is not None and not end[0]:
+                    h2.send_headers(sid, head, end_stream=True)
+                    self._finish(stream)
+                    if flush and not self._in_recv:
+                        self.flush()
+                    return
+                h2.send_headers(sid, head, end_stream=False)
             if buf and not self._tx_paused:
                 max_frame = h2.max_outbound_frame_size
                 while buf:

@@ -28,6 +28,7 @@ from ferryman.http.exchange import X_TE_TRAILERS, X_XF_MATERIALIZED, Exchange
 from ferryman.http.forwarded import finalize_xff, forwarded_block
 from ferryman.upstream.pool import Pool, UpstreamPools
 from ferryman.upstream.settings import TransportSettings
+from ferryman.upstream.tls import ALPN_H2, client_context
 
 __all__ = ["ServerForwarder", "ServerURL", "canonical_header_name", "parse_server_url"]
 
@@ -71,10 +72,7 @@ def parse_server_url(url: str) -> ServerURL:
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         raise ConfigError(f"server URL {url!r}: unsupported scheme {parts.scheme!r}",
-                          fix="use http:// (https:// and h2c:// are not implemented yet)")
-    if scheme != "http":
-        raise ConfigError(f"server URL {url!r}: {scheme}:// backends are not implemented yet",
-                          fix="use an http:// backend for now")
+                          fix="use http://, https:// or h2c://")
     host = parts.hostname
     if not host:
         raise ConfigError(f"server URL {url!r} has no host", fix="write it as http://host:port")
@@ -113,6 +111,12 @@ class ServerForwarder:
               *, pass_host_header: bool = True, preserve_path: bool = False,
               service: str | None = None) -> ServerForwarder:
         parsed = parse_server_url(url)
+        if parsed.scheme == "https":
+            try:
+                client_context(settings, ALPN_H2)  # a bad rootCAs/certificates entry fails here, not per dial
+            except ConfigError as exc:
+                raise ConfigError(f"serversTransport {transport_name!r} {exc.path}: {exc.message}",
+                                  fix=exc.fix) from exc
         pool = pools.get(parsed.scheme, parsed.host, parsed.port, transport_name, settings)
         return cls(url, pool, pass_host_header=pass_host_header, preserve_path=preserve_path, service=service)
 
@@ -142,13 +146,17 @@ class ServerForwarder:
                     ex.method, target, host, b"\r\n".join(map(b": ".join, headers)), xf, framing)
             else:
                 head = b"%b %b HTTP/1.1\r\nHost: %b\r\n%b%b\r\n" % (ex.method, target, host, xf, framing)
-        idle = self.pool.idle
+        pool = self.pool
+        if pool.h2 and ex.upgrade is None:
+            pool.forward_h2(ex, head)
+            return
+        idle = pool.idle
         while idle:
             upstream = idle.pop()
             if not upstream.closed:
                 upstream.start(ex, head, True)
                 return
-        self.pool.dial(ex, head)
+        pool.dial(ex, head)
 
     def _slow_head(self, ex: Exchange, flags: int) -> bytes:
         """The request head when anything unusual is involved (materialized or trusted forwarded

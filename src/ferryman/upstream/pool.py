@@ -17,6 +17,13 @@ request that reached the backend is never offered): ``dial_failed(ex, status)`` 
 means it took charge of the exchange.
 
 A dial is the only place a task is created on the request path.
+
+Backends speaking HTTP/2 (``h2c://``, or ``https://`` when ALPN picks ``h2``) share a few multiplexed
+:class:`~ferryman.upstream.h2.H2Upstream` connections per pool (``h2conns``): an exchange opens a
+stream on one with room (:meth:`Pool.forward_h2`); while the first connection is being dialled,
+exchanges wait for it (``h2_waiting``) instead of each dialling its own. Requests that upgrade
+(WebSocket) always use HTTP/1.1, as Traefik's transports do. ``https://`` dials TLS with the
+transport's client context (:mod:`ferryman.upstream.tls`).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections import deque
 from collections.abc import Iterator
 from typing import Final, Protocol, runtime_checkable
@@ -31,7 +39,9 @@ from typing import Final, Protocol, runtime_checkable
 from ferryman.http.exchange import Exchange
 from ferryman.tasks import spawn
 from ferryman.upstream.connection import UpstreamConnection
+from ferryman.upstream.h2 import H2Upstream
 from ferryman.upstream.settings import TransportSettings
+from ferryman.upstream.tls import ALPN_H1, ALPN_H2, client_context, peer_uri_ok
 
 log = logging.getLogger("ferryman.upstream")
 
@@ -50,6 +60,43 @@ class DialFailureListener(Protocol):
     def dial_failed(self, ex: Exchange, status: int) -> bool: ...
 
 
+class Deadline(Protocol):
+    """Something the sweeper times out (a request waiting for its response head)."""
+
+    deadline: float
+
+    def timed_out(self) -> None: ...
+
+
+class _Dialing(asyncio.Protocol):
+    """Holds what a TLS backend sends between the handshake and the real protocol's arrival."""
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.eof = False
+        self.lost: tuple[Exception | None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.data.append(data)
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = (exc,)
+
+    def hand_over(self, transport: asyncio.BaseTransport, proto: asyncio.Protocol) -> None:
+        transport.set_protocol(proto)
+        proto.connection_made(transport)
+        for chunk in self.data:
+            proto.data_received(chunk)
+        if self.lost is not None:
+            proto.connection_lost(self.lost[0])
+        elif self.eof:
+            proto.eof_received()
+
+
 def _taken_over(ex: Exchange, status: int) -> bool:
     listener = ex.producer
     return isinstance(listener, DialFailureListener) and listener.dial_failed(ex, status)
@@ -58,8 +105,8 @@ def _taken_over(ex: Exchange, status: int) -> bool:
 class Pool:
     """Connections to one backend address through one servers transport."""
 
-    __slots__ = ("closed", "dials", "host", "idle", "key", "max_idle", "port", "registry", "rht", "scheme",
-                 "settings")
+    __slots__ = ("closed", "dials", "h2", "h2_dialing", "h2_waiting", "h2conns", "host", "idle", "key", "max_idle",
+                 "port", "registry", "rht", "scheme", "settings")
 
     def __init__(self, registry: UpstreamPools, key: PoolKey, settings: TransportSettings) -> None:
         self.registry = registry
@@ -72,9 +119,17 @@ class Pool:
         self.idle: deque[UpstreamConnection] = deque()
         self.dials = 0
         self.closed = False
+        #: Requests go over HTTP/2 (h2c, or https once ALPN chose h2); upgrades still use HTTP/1.1.
+        self.h2 = self.scheme == "h2c"
+        self.h2conns: list[H2Upstream] = []
+        self.h2_waiting: deque[tuple[Exchange, bytes]] = deque()
+        self.h2_dialing = 0
 
     def forward(self, ex: Exchange, head: bytes) -> None:
         """Send ``ex`` with request head ``head`` on an idle connection, or dial one."""
+        if self.h2 and ex.upgrade is None:
+            self.forward_h2(ex, head)
+            return
         idle = self.idle
         while idle:
             conn = idle.pop()
@@ -108,26 +163,125 @@ class Pool:
         self.dials += 1
         spawn(self._dial(ex, head), name=f"dial {self.host}:{self.port}")
 
-    async def _dial(self, ex: Exchange, head: bytes) -> None:
+    # ------------------------------------------------------------------ HTTP/2
+
+    def forward_h2(self, ex: Exchange, head: bytes) -> None:
+        """Send ``ex`` on a multiplexed connection with room, or wait for one being dialled."""
+        for conn in self.h2conns:
+            if conn.capacity > 0:
+                conn.start(ex, head)
+                return
+        if self.h2_dialing:
+            self.h2_waiting.append((ex, head))
+            return
+        self.registry.ensure_sweeper()
+        self.dials += 1
+        self.h2_dialing += 1
+        spawn(self._dial(ex, head, True), name=f"dial {self.host}:{self.port}")
+
+    def h2_capacity(self, conn: H2Upstream) -> None:
+        """Streams were freed (or a connection came up): start waiting exchanges on ``conn``."""
+        waiting = self.h2_waiting
+        while waiting and conn.capacity > 0:
+            ex, head = waiting.popleft()
+            if not ex.done:
+                conn.start(ex, head)
+        if waiting and not self.h2_dialing and not self.closed:
+            ex, head = waiting.popleft()
+            self.forward_h2(ex, head)
+
+    def _h2_lost(self, conn: H2Upstream) -> None:
+        with contextlib.suppress(ValueError):
+            self.h2conns.remove(conn)
+
+    def _add_h2(self, conn: H2Upstream) -> None:
+        conn.on_lost = self._h2_lost
+        self.h2conns.append(conn)
+        self.h2 = True
+
+    def _dial_failed(self, ex: Exchange, status: int, h2: bool) -> None:
+        waiting: list[tuple[Exchange, bytes]] = []
+        if h2:
+            self.h2_dialing -= 1
+            if not self.h2_dialing:
+                waiting = list(self.h2_waiting)
+                self.h2_waiting.clear()
+        for one, _ in [(ex, b""), *waiting]:
+            if not one.done and not _taken_over(one, status):
+                one.respond(status, (), _GATEWAY_TIMEOUT if status == 504 else _BAD_GATEWAY, content_type=None)
+
+    async def _dial(self, ex: Exchange, head: bytes, want_h2: bool = False) -> None:
+        """Connect, then start ``ex`` on the new connection. ``want_h2``: dialled by
+        :meth:`forward_h2` (other exchanges may wait for this connection)."""
         loop = asyncio.get_running_loop()
-        timeout = self.settings.dial_timeout
+        settings = self.settings
+        timeout = settings.dial_timeout
+        scheme = self.scheme
+        tls = scheme == "https"
+        proto: H2Upstream | UpstreamConnection
         try:
             async with asyncio.timeout(timeout if timeout > 0 else None):
-                _, conn = await loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port)
+                if tls:
+                    h1_only = ex.upgrade is not None or settings.disable_http2
+                    ctx = client_context(settings, ALPN_H1 if h1_only else ALPN_H2)
+                    transport, dialing = await loop.create_connection(
+                        _Dialing, self.host, self.port, ssl=ctx,
+                        server_hostname=settings.server_name or self.host)
+                elif want_h2:
+                    transport, proto = await loop.create_connection(
+                        lambda: H2Upstream(self, b"http"), self.host, self.port)
+                else:
+                    transport, proto = await loop.create_connection(
+                        lambda: UpstreamConnection(self), self.host, self.port)
         except TimeoutError:
             log.debug("dial %s:%d timed out", self.host, self.port)
-            if not ex.done and not _taken_over(ex, 504):
-                ex.respond(504, (), _GATEWAY_TIMEOUT, content_type=None)
+            self._dial_failed(ex, 504, want_h2)
             return
-        except OSError as exc:
+        except (OSError, ssl.SSLError) as exc:
             log.debug("dial %s:%d failed: %s", self.host, self.port, exc)
-            if not ex.done and not _taken_over(ex, 502):
-                ex.respond(502, (), _BAD_GATEWAY, content_type=None)
+            self._dial_failed(ex, 502, want_h2)
             return
+        if tls:
+            ssl_object = transport.get_extra_info("ssl_object")
+            if settings.peer_cert_uri and not peer_uri_ok(ssl_object, settings.peer_cert_uri):
+                log.warning("backend %s:%d: certificate has no URI SAN %r (peerCertURI)", self.host, self.port,
+                            settings.peer_cert_uri)
+                transport.close()
+                self._dial_failed(ex, 502, want_h2)
+                return
+            alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+            proto = H2Upstream(self, b"https") if alpn == "h2" else UpstreamConnection(self)
+            dialing.hand_over(transport, proto)
+        if isinstance(proto, H2Upstream):
+            if want_h2:
+                self.h2_dialing -= 1
+            self._add_h2(proto)
+            if not ex.done:
+                proto.start(ex, head)
+            self.h2_capacity(proto)
+            return
+        if want_h2:
+            # an https backend that did not choose h2 after all: HTTP/1.1 from now on
+            self.h2 = False
+            self.h2_dialing -= 1
+            waiting = list(self.h2_waiting)
+            self.h2_waiting.clear()
+            for other, other_head in waiting:
+                if not other.done:
+                    self.dial(other, other_head)
         if ex.done:
-            self.release(conn)
+            self.release(proto)
             return
-        conn.start(ex, head, False)
+        proto.start(ex, head, False)
+
+    def retire_h2(self) -> None:
+        """No new streams on the current HTTP/2 connections (settings changed, shutdown): idle ones
+        close now, busy ones when their last stream ends."""
+        for conn in list(self.h2conns):
+            conn.goaway = True
+            if not conn.streams:
+                conn.close()
+        self.h2conns.clear()
 
     def close_idle(self, older_than: float | None = None) -> None:
         idle = self.idle
@@ -144,7 +298,7 @@ class UpstreamPools:
 
     def __init__(self) -> None:
         self._pools: dict[PoolKey, Pool] = {}
-        self._watched: set[UpstreamConnection] = set()
+        self._watched: set[Deadline] = set()
         self.now = 0.0
         self._handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -157,6 +311,8 @@ class UpstreamPools:
         if pool is None:
             pool = self._pools[key] = Pool(self, key, settings)
         elif pool.settings != settings:
+            pool.retire_h2()
+            pool.h2 = scheme == "h2c"
             pool.settings = settings
             pool.max_idle = 0 if pool.closed else settings.idle_limit
             pool.rht = settings.response_header_timeout
@@ -183,10 +339,10 @@ class UpstreamPools:
             self.now = loop.time()
             self._handle = loop.call_later(self.tick, self._sweep)
 
-    def watch(self, conn: UpstreamConnection) -> None:
+    def watch(self, conn: Deadline) -> None:
         self._watched.add(conn)
 
-    def unwatch(self, conn: UpstreamConnection) -> None:
+    def unwatch(self, conn: Deadline) -> None:
         self._watched.discard(conn)
 
     def _sweep(self) -> None:
@@ -197,10 +353,13 @@ class UpstreamPools:
             timeout = pool.settings.idle_conn_timeout
             if timeout > 0 and pool.idle:
                 pool.close_idle(now - timeout)
+            if timeout > 0 and pool.h2conns:
+                for conn in [c for c in pool.h2conns if not c.streams and c.idle_since <= now - timeout]:
+                    conn.close()
         if self._watched:
-            for conn in [c for c in self._watched if c.deadline and c.deadline <= now]:
-                self._watched.discard(conn)
-                conn.timed_out()
+            for item in [c for c in self._watched if c.deadline and c.deadline <= now]:
+                self._watched.discard(item)
+                item.timed_out()
         self._handle = loop.call_later(self.tick, self._sweep)
 
     def close(self) -> None:
@@ -209,6 +368,7 @@ class UpstreamPools:
             pool.closed = True
             pool.max_idle = 0
             pool.close_idle()
+            pool.retire_h2()
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None

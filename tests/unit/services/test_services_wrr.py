@@ -63,7 +63,6 @@ def test_load_balancer_builder() -> None:
     (LoadBalancer.model_validate({"sticky": {"cookie": {}}}), "sticky"),
     (LoadBalancer.model_validate({"healthCheck": {"path": "/h"}}), "healthCheck"),
     (LoadBalancer.model_validate({"passiveHealthCheck": {}}), "passiveHealthCheck"),
-    (LoadBalancer(servers=(Server(url="https://x"),)), "https"),
     (LoadBalancer(servers=(Server(url="ftp://x"),)), "unsupported scheme"),
     (LoadBalancer(servers=(Server(url=""),)), "no url"),
     (LoadBalancer(servers=(Server(url="http://x:notaport"),)), "invalid server URL"),
@@ -71,6 +70,13 @@ def test_load_balancer_builder() -> None:
 def test_load_balancer_config_errors(model: LoadBalancer, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_load_balancer("svc@file", model, TransportSettings(), UpstreamPools())
+
+
+def test_https_server_with_unreadable_root_ca_names_the_transport() -> None:
+    model = LoadBalancer(servers=(Server(url="https://x"),))
+    with pytest.raises(ConfigError, match=r"serversTransport 'tls@file' rootCAs\[0\]: cannot read"):
+        build_load_balancer("svc@file", model, TransportSettings(root_cas=("/nonexistent/ca.pem",)),
+                            UpstreamPools(), transport_name="tls@file")
 
 
 def test_weighted_builder_and_missing_child() -> None:

@@ -29,8 +29,10 @@ def test_server_urls() -> None:
     url = parse_server_url("http://[::1]:8080/base")
     assert (url.host, url.port, url.authority, url.path) == ("::1", 8080, b"[::1]:8080", b"/base")
     assert parse_server_url("http://backend").port == 80
-    with pytest.raises(ConfigError, match="not implemented"):
-        parse_server_url("https://backend")
+    assert parse_server_url("https://backend").port == 443
+    assert parse_server_url("h2c://backend:50051").scheme == "h2c"
+    with pytest.raises(ConfigError, match="unsupported scheme"):
+        parse_server_url("ftp://backend")
     with pytest.raises(ConfigError):
         parse_server_url("http://")
 
