@@ -28,6 +28,7 @@ from ferryman.errors import ConfigError
 from ferryman.gcpause import gc_paused
 from ferryman.http.exchange import Exchange, Handler
 from ferryman.middlewares import build_middleware
+from ferryman.observability.setup import Observability
 from ferryman.providers.base import Provider, ProviderMessage
 from ferryman.providers.file import FileProvider
 from ferryman.server.entrypoint import EntryPoint, EntryPointSettings
@@ -95,7 +96,9 @@ def merge_settings(static: StaticConfig, bound: Mapping[str, int] | None = None)
     return MergeSettings(entry_points=tuple(infos), default_rule_syntax=static.core.default_rule_syntax,
                          precedence=tuple(static.providers.precedence),
                          internal_services=("noop",) + (("ping",) if static.ping is not None else ())
-                         + (("api",) if static.api is not None else ()))
+                         + (("api",) if static.api is not None else ())
+                         + (("prometheus",) if static.metrics is not None and static.metrics.prometheus is not None
+                            else ()))
 
 
 def static_transport(static: StaticConfig) -> ServersTransport:
@@ -137,7 +140,12 @@ class App:
         self.entry_points: dict[str, EntryPoint] = {}
         self.snapshot: Snapshot | None = None
         self.settings = merge_settings(self.static)
+        self.observability = Observability(self.static)
         self.internal = internal_configuration(self.static)
+        if self.observability.internal_routers():
+            http = self.internal.http
+            self.internal = self.internal.model_copy(update={"http": http.model_copy(
+                update={"routers": {**http.routers, **self.observability.internal_routers()}})})
         self.transport = static_transport(self.static)
         self.pools = UpstreamPools()
         internal: dict[str, Handler] = {"noop@internal": NoopService()}
@@ -145,6 +153,7 @@ class App:
             internal["ping@internal"] = PingService(self, self.static.ping.terminating_status_code)
         if self.static.api is not None:
             internal["api@internal"] = ApiService(self.static, lambda: self.snapshot)
+        internal.update(self.observability.internal_services())
         self.builders = Builders(
             load_balancer=lambda name, model, tname, transport: build_load_balancer(
                 name, model, TransportSettings.from_model(transport), self.pools, transport_name=tname),
@@ -186,6 +195,7 @@ class App:
             ep.tls_routes = snapshot.table(name, tls=True)
             ep.tls = snapshot.tls.get(name)
         previous, self.snapshot = self.snapshot, snapshot
+        self.observability.applied(snapshot, reload=True)
         if messages:
             self.ready = True
         self._report(snapshot, messages)
@@ -238,6 +248,9 @@ class App:
             log.info("entry point listening", extra=_fields(
                 entryPointName=name, address=f"{host}:{server.bound_port}"))
 
+        self.observability.attach(self.entry_points)
+        self.observability.start()
+        loop.add_signal_handler(signal.SIGUSR1, self.observability.reopen)
         self.settings = merge_settings(self.static, {n: ep.bound_port for n, ep in self.entry_points.items()})
         # Serve the internal routes (ping) before any provider speaks.
         self.apply({}, {})
@@ -256,6 +269,7 @@ class App:
         for task in tasks:
             task.cancel()
         await self._close()
+        self.observability.close()
         log.info("stopped")
         return 0
 

@@ -18,7 +18,9 @@ Contract (others code against it; keep it small):
     (:class:`ConnInfo`: client ip/port, entry point, TLS, scheme), ``body_length`` (``0`` none,
     ``n`` Content-Length, ``-1`` streamed/chunked), ``expect_continue``, ``upgrade`` (the
     ``Upgrade`` value when the client asked for one), ``te_trailers``; ``router``/``service``
-    names for logs. :meth:`Exchange.match_request` is the ``MatchRequest`` view for routing.
+    names for logs (``service`` is the load-balancer service that served it), ``tap`` when the
+    entry point records metrics/access logs (:mod:`ferryman.observability.recorder`).
+    :meth:`Exchange.match_request` is the ``MatchRequest`` view for routing.
 
     Request modification by middlewares: assign ``path``/``query``/``target``/``authority`` and use
     :meth:`set_header`, :meth:`add_header`, :meth:`remove_header`, :meth:`header_values`. The
@@ -48,7 +50,7 @@ The response side
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ferryman.http.forwarded import materialize
 from ferryman.http.match import MatchView
@@ -56,6 +58,7 @@ from ferryman.proto.h1 import Headers, http_date
 
 if TYPE_CHECKING:
     from ferryman.http.forwarded import ForwardingPolicy
+    from ferryman.observability.recorder import Tap
 
 __all__ = [
     "BodyConsumer",
@@ -154,7 +157,7 @@ class ConnInfo:
 
     __slots__ = (
         "client_ip", "client_ip_b", "client_port", "entrypoint", "forwarding", "host_canon",
-        "host_raw", "local_port", "scheme", "tls", "trusted", "xf_block", "xf_key",
+        "host_raw", "local_port", "scheme", "ssl_object", "tls", "trusted", "xf_block", "xf_key",
     )
 
     def __init__(self, entrypoint: str, client_ip: str, client_port: int, tls: bool,
@@ -174,6 +177,20 @@ class ConnInfo:
         self.host_canon = ""
         self.xf_key: bytes | None = None
         self.xf_block = b""
+        #: The connection's ``ssl.SSLObject`` (TLS only; for logs and metrics).
+        self.ssl_object: Any = None
+
+    def tls_info(self) -> tuple[str, str]:
+        """``(version, cipher)`` as Traefik names them (``"1.3"``, ``"TLS_AES_128_GCM_SHA256"``);
+        ``("", "")`` on a plain connection."""
+        obj = self.ssl_object
+        if obj is None:
+            return "", ""
+        from ferryman.tls.store import go_cipher_name
+
+        version = str(obj.version() or "")
+        cipher = obj.cipher()
+        return version.removeprefix("TLSv"), go_cipher_name(cipher[0]) if cipher else ""
 
     def set_client(self, ip: str, port: int) -> None:
         """The client address changed (PROXY protocol): recompute what depends on it."""
@@ -190,7 +207,7 @@ class Exchange:
     __slots__ = (
         "_body_buf", "_body_done", "_buf_bytes", "_consumer", "_hooks", "_match", "_producer", "authority",
         "body_length", "conn", "done", "downstream", "flags", "headers", "method", "path", "query",
-        "router", "service", "sink", "status", "target", "trailers", "upgrade", "version",
+        "router", "service", "sink", "status", "tap", "target", "trailers", "upgrade", "version",
         "xff_prior",
     )
 
@@ -213,6 +230,9 @@ class Exchange:
         self.upgrade: bytes | None = None
         self.xff_prior: bytes | None = None
         self.router: str | None = None
+        #: The :class:`~ferryman.observability.recorder.Tap` when the entry point records metrics
+        #: or access logs, else ``None``.
+        self.tap: Tap | None = None
         self.service: str | None = None
         self.status = 0
         self.done = False

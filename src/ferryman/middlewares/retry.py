@@ -134,6 +134,9 @@ class _Attempts:
         if self.tries >= self._owner._attempts:
             ex.set_producer(None)
             return False  # the last try: the pool answers
+        tap = ex.tap
+        if tap is not None:
+            tap.retries += 1  # access log RetryAttempts, traefik_service_retries_total
         delay = self._backoff.next() if self._backoff is not None else 0.0
         scheduler = self._owner._scheduler()
         if delay > 0 and scheduler is not None:

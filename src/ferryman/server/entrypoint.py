@@ -38,6 +38,7 @@ from ferryman.server.tls import start_tls
 
 if TYPE_CHECKING:
     from ferryman.http.match import MatchView
+    from ferryman.observability.recorder import Observer
     from ferryman.tls.store import TLSServing
 
 log = logging.getLogger("ferryman.server")
@@ -173,6 +174,8 @@ class EntryPoint:
         self._sweep_handle: asyncio.TimerHandle | None = None
         self._tick = _tick(settings)
         self._drained: asyncio.Event | None = None
+        #: Metrics / access-log recording (:mod:`ferryman.observability.recorder`); ``None`` = off.
+        self.observer: Observer | None = None
 
     # ------------------------------------------------------------------ lifecycle
 

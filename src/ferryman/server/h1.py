@@ -77,6 +77,7 @@ from ferryman.http.forwarded import (
 )
 from ferryman.http.match import MatchView
 from ferryman.http.paths import BadTarget, normalize_path, split_target
+from ferryman.observability.recorder import lost as observed_lost
 from ferryman.proto.h1 import (
     LAST_CHUNK,
     STATUS_LINES,
@@ -228,6 +229,7 @@ def _lose(ex: Exchange) -> None:
         producer = ex.producer
         if producer is not None:
             producer.downstream_lost()
+        observed_lost(ex)
 
 
 class H1Connection(asyncio.Protocol):
@@ -352,6 +354,8 @@ class H1Connection(asyncio.Protocol):
         tls = transport.get_extra_info("sslcontext") is not None
         self.info = ConnInfo(ep.settings.name, ip, port, tls, ep.forwarding,
                              sock[1] if isinstance(sock, tuple) else 0)
+        if tls:
+            self.info.ssl_object = transport.get_extra_info("ssl_object")
         now = ep.now
         self._started = now
         read_timeout = ep.settings.read_timeout
@@ -630,6 +634,9 @@ class H1Connection(asyncio.Protocol):
         self._http10 = http10
         if not keep_alive:
             self._keep_alive = False
+        observer = ep.observer
+        if observer is not None:
+            observer.begin(ex)
         if fragment:
             ex.respond(400, (), b"", content_type=None)
             return
@@ -727,6 +734,9 @@ class H1Connection(asyncio.Protocol):
     def _dispatch(self, ex: Exchange) -> None:
         try:
             ep = self._ep
+            observer = ep.observer
+            if observer is not None:
+                observer.begin(ex)
             routes = ep.tls_routes if ex.conn.tls else ep.routes
             view = ex.match_request()
             if ex.conn.tls and self._misdirected(view.host, ex):

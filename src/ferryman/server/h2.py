@@ -57,6 +57,7 @@ from ferryman.http.exchange import (
 )
 from ferryman.http.forwarded import XF_FOR
 from ferryman.http.paths import BadTarget, normalize_path
+from ferryman.observability.recorder import lost as observed_lost
 from ferryman.proto.h1 import connection_tokens
 from ferryman.server.h1 import (
     _MISDIRECTED_BODY,
@@ -223,6 +224,7 @@ class H2Stream:
             producer = ex.producer
             if producer is not None:
                 producer.downstream_lost()
+            observed_lost(ex)
 
 
 def _clean(headers: Headers) -> Headers:
@@ -280,6 +282,8 @@ class H2Connection(asyncio.Protocol):
             tls = transport.get_extra_info("sslcontext") is not None
             self.info = ConnInfo(ep.settings.name, ip, port, tls, ep.forwarding,
                                  sock[1] if isinstance(sock, tuple) else 0)
+            if tls:
+                self.info.ssl_object = transport.get_extra_info("ssl_object")
         self._started = ep.now
         self._go_idle()
         h2 = self._h2
@@ -471,6 +475,9 @@ class H2Connection(asyncio.Protocol):
     def _dispatch(self, stream: H2Stream, ex: Exchange) -> None:
         ep = self._ep
         info = ex.conn
+        observer = ep.observer
+        if observer is not None:
+            observer.begin(ex)
         try:
             routes = ep.tls_routes if info.tls else ep.routes
             if routes is None:

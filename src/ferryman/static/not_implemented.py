@@ -30,7 +30,8 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset({
     "entryPoints.*.http2.maxEncoderHeaderTableSize",
     "entryPoints.*.http3",
     "entryPoints.*.udp",
-    "entryPoints.*.observability",
+    "entryPoints.*.observability.tracing",  # accessLogs and metrics are honoured
+    "entryPoints.*.observability.traceVerbosity",
     "entryPoints.*.http.encodedCharacters",
     "entryPoints.*.http.underscoreHeadersStrategy",
     "entryPoints.*.http.tls.certResolver",  # ACME (TLS itself is served)
@@ -63,9 +64,16 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset({
     "log.maxBackups",
     "log.compress",
     "log.otlp",
+    # metrics: Prometheus is served; the push backends are not
+    "metrics.datadog",
+    "metrics.statsD",
+    "metrics.influxDB2",
+    "metrics.otlp",
+    # access logs: files/stdout, common/genericCLF/json, filters, fields are implemented
+    "accessLog.fields.queryParameters",
+    "accessLog.dualOutput",
+    "accessLog.otlp",
     # whole sections
-    "metrics",
-    "accessLog",
     "tracing",
     "hostResolver",
     "certificatesResolvers",

@@ -512,3 +512,16 @@ def sni_host(value: str) -> str:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
         return host
+
+
+_OPENSSL_TO_GO: dict[str, str] = {}
+
+
+def go_cipher_name(openssl_name: str) -> str:
+    """Go's name of a negotiated cipher suite (TLS 1.3 suites are named the same in both)."""
+    if not _OPENSSL_TO_GO:
+        for go, ossl in GO_CIPHER_SUITES.items():
+            # Go names the ChaCha20 suites "..._POLY1305_SHA256" (the longer alias).
+            if len(go) > len(_OPENSSL_TO_GO.get(ossl, "")):
+                _OPENSSL_TO_GO[ossl] = go
+    return _OPENSSL_TO_GO.get(openssl_name, openssl_name)

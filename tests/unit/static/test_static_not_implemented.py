@@ -20,7 +20,8 @@ def test_implemented_keys_are_not_listed() -> None:
                 "entryPoints.*.transport", "entryPoints.*.forwardedHeaders", "providers.file",
                 "providers.providersThrottleDuration", "providers.precedence", "log.level", "log.format",
                 "log.filePath", "serversTransport", "core", "ping", "global.checkNewVersion",
-                "global.sendAnonymousUsage", "entryPoints.*.http.encodeQuerySemicolons"):
+                "global.sendAnonymousUsage", "entryPoints.*.http.encodeQuerySemicolons",
+                "metrics", "metrics.prometheus", "accessLog", "accessLog.filters", "accessLog.fields"):
         assert key not in NOT_IMPLEMENTED
 
 
@@ -31,14 +32,14 @@ def test_only_keys_actually_set_are_reported() -> None:
         "entryPoints": {"a": {"address": ":1", "reusePort": False, "http": {"tls": {"certResolver": "le"}}},
                         "b": {"address": ":2", "udp": {"timeout": "5s"}}},
         "api": {"debug": True},
-        "metrics": {"prometheus": {}},
+        "metrics": {"prometheus": {}, "datadog": {}},
         "serversTransport": {"spiffe": {"ids": ["spiffe://x"]}},
     })
     assert not_implemented_keys(loud) == [
         "serversTransport.spiffe",
         "entryPoints.a.http.tls.certResolver",
         "entryPoints.b.udp",
-        "metrics",
+        "metrics.datadog",
         "api.dashboard",
     ]
 

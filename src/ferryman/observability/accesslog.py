@@ -1,0 +1,416 @@
+"""Access logs (``accessLog``) with Traefik's field names and line formats.
+
+* ``format: common`` (default) -- Traefik's extended CLF, one line per request::
+
+      127.0.0.1 - - [25/Nov/2026:21:27:15 +0000] "GET /a?q=1 HTTP/1.1" 200 335 "-" "curl/8.0" 1 "web@file" "http://10.0.0.2:80" 1ms
+
+  ``genericCLF`` stops after the User-Agent.
+* ``format: json`` -- one object per line with Traefik's keys (sorted, as logrus writes them):
+  ``ClientAddr``, ``ClientHost``, ``ClientPort``, ``ClientUsername``, ``DownstreamContentSize``,
+  ``DownstreamStatus``, ``Duration`` (ns), ``OriginContentSize``, ``OriginDuration``,
+  ``OriginStatus``, ``Overhead``, ``RequestAddr``, ``RequestContentSize``, ``RequestCount``,
+  ``RequestHost``, ``RequestMethod``, ``RequestPath``, ``RequestPort``, ``RequestProtocol``,
+  ``RequestScheme``, ``RetryAttempts``, ``RouterName``, ``ServiceAddr``, ``ServiceName``,
+  ``ServiceURL``, ``StartLocal``, ``StartUTC``, ``TLSVersion``/``TLSCipher`` (TLS),
+  ``entryPointName``, ``level``, ``msg``, ``time`` and ``request_<Header>``,
+  ``downstream_<Header>``, ``origin_<Header>`` per ``fields.headers``.
+* ``fields.defaultMode``/``names`` keep or drop fields; ``fields.headers.defaultMode``/``names``
+  keep, drop or redact (``REDACTED``) headers; ``filters`` keep a request when its status is in
+  ``statusCodes``, it was retried (``retryAttempts``) or took longer than ``minDuration``.
+
+Off the hot path: the request's values are captured into a tuple on the event loop; lines are
+formatted and written by a writer thread in batches. The loop never waits for the disk: past
+:data:`MAX_PENDING` unwritten lines new ones are dropped (and counted in ``dropped``).
+``reopen()`` (SIGUSR1) makes the writer reopen ``filePath`` (log rotation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import itertools
+import json
+import os
+import sys
+import threading
+import time
+from collections import deque
+from typing import IO, TYPE_CHECKING, Any
+
+from ferryman.observability.logs import get_logger
+
+if TYPE_CHECKING:
+    from ferryman.http.exchange import Headers
+    from ferryman.observability.recorder import Tap
+    from ferryman.static.models import AccessLog as AccessLogConfig
+
+__all__ = ["MAX_PENDING", "AccessLog", "canonical_header", "parse_status_ranges"]
+
+log = get_logger("ferryman.accesslog")
+
+#: Unwritten lines kept before new ones are dropped (the loop never blocks on the disk).
+MAX_PENDING = 100_000
+_REDACTED = "REDACTED"
+
+
+def canonical_header(name: bytes | str) -> str:
+    """Go's ``CanonicalMIMEHeaderKey``: ``x-real-ip`` -> ``X-Real-Ip``."""
+    text = name.decode("latin-1") if isinstance(name, bytes) else name
+    return "-".join(part[:1].upper() + part[1:].lower() for part in text.split("-"))
+
+
+def parse_status_ranges(codes: tuple[str, ...] | list[str]) -> list[tuple[int, int]]:
+    """``["200", "300-302"]`` -> ``[(200, 200), (300, 302)]``; bad entries raise ``ValueError``."""
+    out: list[tuple[int, int]] = []
+    for item in codes:
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            lo, sep, hi = part.partition("-")
+            try:
+                low = int(lo)
+                high = int(hi) if sep else low
+            except ValueError:
+                raise ValueError(f"accessLog.filters.statusCodes: {part!r} is not a status code or a "
+                                 "range such as 300-302") from None
+            out.append((low, high))
+    return out
+
+
+def _rfc3339nano(ns: int, tz: datetime.tzinfo | None) -> str:
+    """Go's ``time.RFC3339Nano`` (trailing zeros of the fraction trimmed)."""
+    dt = datetime.datetime.fromtimestamp(ns // 1_000_000_000, tz or datetime.UTC)
+    if tz is None:
+        dt = dt.astimezone()
+    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
+    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    offset = dt.strftime("%z")
+    zone = "Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}"
+    return f"{base}.{frac}{zone}" if frac else f"{base}{zone}"
+
+
+def _clf_time(ns: int) -> str:
+    dt = datetime.datetime.fromtimestamp(ns / 1e9).astimezone()
+    return dt.strftime("%d/%b/%Y:%H:%M:%S %z")
+
+
+def _quote(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _split_host_port(addr: str) -> tuple[str, str]:
+    if addr.startswith("["):
+        host, _, rest = addr[1:].partition("]")
+        return host, rest[1:] if rest.startswith(":") else ""
+    if addr.count(":") == 1:
+        host, _, port = addr.partition(":")
+        return host, port
+    return addr, ""
+
+
+class _Captured:
+    """What the loop hands to the writer thread for one request (no formatting on the loop)."""
+
+    __slots__ = ("client_ip", "client_port", "count", "duration", "entrypoint", "host", "method", "origin_headers",
+                 "req_headers", "req_size", "retries", "router", "scheme", "service", "size", "start_ns",
+                 "status", "target", "tls", "upstream", "username", "version")
+
+    client_ip: str
+    client_port: int
+    count: int
+    duration: int
+    entrypoint: str
+    host: bytes
+    method: bytes
+    origin_headers: Headers | None
+    req_headers: Headers | None
+    req_size: int
+    retries: int
+    router: str | None
+    scheme: bytes
+    service: str | None
+    size: int
+    start_ns: int
+    status: int
+    target: bytes
+    tls: tuple[str, str] | None
+    upstream: str
+    username: str
+    version: bytes
+
+
+class AccessLog:
+    """One access log (there is one per process, shared by all entry points)."""
+
+    def __init__(self, config: AccessLogConfig) -> None:
+        self.config = config
+        self.path = config.file_path
+        self.format = config.format
+        self.add_internals = bool(config.add_internals)
+        filters = config.filters
+        self._ranges = parse_status_ranges(filters.status_codes)
+        self._retry_filter = bool(filters.retry_attempts)
+        self._min_duration_ns = int(float(filters.min_duration) * 1e9)
+        self._filtered = bool(self._ranges or self._retry_filter or self._min_duration_ns > 0)
+        fields = config.fields
+        self._default_keep = fields.default_mode != "drop"
+        self._names = {str(k): str(v).lower() for k, v in fields.names.items()}
+        headers = fields.headers
+        self._header_default = headers.default_mode
+        self._header_names = {canonical_header(k): str(v).lower() for k, v in headers.names.items()}
+        self._want_headers = self._header_default != "drop" or any(
+            m != "drop" for m in self._header_names.values())
+        self._count = itertools.count(1)
+        self._pending: deque[_Captured] = deque()
+        self._wake = threading.Event()
+        self._reopen = False
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._file: IO[str] | None = None
+        self.dropped = 0
+        self.written = 0
+
+    # ------------------------------------------------------------------ loop side (hot path)
+
+    def record(self, tap: Tap) -> None:
+        """Recorder consumer: capture one finished exchange (formatted later, off the loop)."""
+        if self._filtered and not self._keep(tap):
+            return
+        pending = self._pending
+        if len(pending) >= MAX_PENDING:
+            self.dropped += 1
+            return
+        ex = tap.ex
+        conn = ex.conn
+        c = _Captured()
+        c.count = next(self._count)
+        c.duration = tap.duration_ns
+        c.start_ns = time.time_ns() - tap.duration_ns
+        c.status = tap.status
+        c.size = tap.size
+        c.method = ex.method
+        c.target = tap.target
+        c.version = ex.version
+        c.host = ex.authority
+        c.client_ip = conn.client_ip
+        c.client_port = conn.client_port
+        c.scheme = conn.scheme
+        c.entrypoint = conn.entrypoint
+        c.tls = conn.tls_info() if conn.tls else None
+        c.router = ex.router
+        c.service = ex.service
+        c.upstream = tap.upstream
+        c.username = tap.username
+        c.retries = tap.retries
+        length = ex.body_length
+        c.req_size = length if length > 0 else 0
+        if self._want_headers:
+            ex.materialize_forwarded()  # Traefik logs the X-Forwarded-* it adds
+            c.req_headers = ex.headers
+            c.origin_headers = tap.headers
+        else:
+            # CLF reads Referer/User-Agent from them later; the exchange is over, nothing edits them.
+            c.req_headers = ex.headers if self.format != "json" else None
+            c.origin_headers = None
+        pending.append(c)
+        if len(pending) == 1:
+            self._wake.set()
+
+    def _keep(self, tap: Tap) -> bool:
+        status = tap.status
+        for lo, hi in self._ranges:
+            if lo <= status <= hi:
+                return True
+        if self._retry_filter and tap.retries > 0:
+            return True
+        return self._min_duration_ns > 0 and tap.duration_ns > self._min_duration_ns
+
+    # ------------------------------------------------------------------ formatting (writer thread)
+
+    def format_line(self, c: _Captured) -> str:
+        if self.format == "json":
+            return self._json(c)
+        return self._clf(c, generic=self.format == "genericCLF")
+
+    def _clf(self, c: _Captured, *, generic: bool) -> str:
+        referer = ua = "-"
+        for name, value in c.req_headers or ():
+            if name == b"referer":
+                referer = value.decode("latin-1")
+            elif name == b"user-agent":
+                ua = value.decode("latin-1")
+        line = (f"{c.client_ip} - {c.username or '-'} [{_clf_time(c.start_ns)}] "
+                f"\"{c.method.decode('latin-1')} {c.target.decode('latin-1')} {_protocol(c.version)}\" "
+                f"{c.status} {c.size} {_quote(referer)} {_quote(ua)}")
+        if generic:
+            return line
+        return (f"{line} {c.count} {_quote(c.router or '-')} {_quote(c.upstream or '-')} "
+                f"{c.duration // 1_000_000}ms")
+
+    def _json(self, c: _Captured) -> str:
+        host, port = _split_host_port(c.host.decode("latin-1"))
+        ip = c.client_ip
+        client_addr = f"[{ip}]:{c.client_port}" if ":" in ip else f"{ip}:{c.client_port}"
+        served = c.service is not None
+        upstream = c.upstream
+        service_addr = upstream.split("://", 1)[-1].split("/", 1)[0] if upstream else ""
+        fields: dict[str, Any] = {
+            "ClientAddr": client_addr,
+            "ClientHost": ip,
+            "ClientPort": str(c.client_port),
+            "ClientUsername": c.username or "-",
+            "DownstreamContentSize": c.size,
+            "DownstreamStatus": c.status,
+            "Duration": c.duration,
+            "OriginContentSize": c.size if served else 0,
+            "OriginDuration": c.duration if served else 0,
+            "OriginStatus": c.status if served else 0,
+            "Overhead": 0 if served else c.duration,
+            "RequestAddr": c.host.decode("latin-1"),
+            "RequestContentSize": c.req_size,
+            "RequestCount": c.count,
+            "RequestHost": host,
+            "RequestMethod": c.method.decode("latin-1"),
+            "RequestPath": c.target.decode("latin-1"),
+            "RequestPort": port or "-",
+            "RequestProtocol": _protocol(c.version),
+            "RequestScheme": c.scheme.decode(),
+            "RetryAttempts": c.retries,
+            "StartLocal": _rfc3339nano(c.start_ns, None),
+            "StartUTC": _rfc3339nano(c.start_ns, datetime.UTC),
+            "entryPointName": c.entrypoint,
+        }
+        if c.router is not None:
+            fields["RouterName"] = c.router
+        if served:
+            fields["ServiceName"] = c.service
+        if upstream:
+            fields["ServiceURL"] = upstream
+            fields["ServiceAddr"] = service_addr
+        if c.tls is not None:
+            fields["TLSVersion"], fields["TLSCipher"] = c.tls
+        names = self._names
+        if names or not self._default_keep:
+            default = self._default_keep
+            fields = {k: v for k, v in fields.items() if names.get(k, "keep" if default else "drop") != "drop"}
+        if self._want_headers:
+            self._headers(fields, "request_", c.req_headers)
+            self._headers(fields, "origin_", c.origin_headers)
+            self._headers(fields, "downstream_", c.origin_headers)
+        fields["level"] = "info"
+        fields["msg"] = ""
+        fields["time"] = _rfc_seconds(datetime.datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S%z"))
+        return json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    def _headers(self, fields: dict[str, Any], prefix: str, headers: Headers | None) -> None:
+        default = self._header_default
+        modes = self._header_names
+        for raw, value in headers or ():
+            name = canonical_header(raw)
+            mode = modes.get(name, default)
+            if mode == "drop":
+                continue
+            key = prefix + name
+            if key in fields:
+                continue  # Go's Header.Get: the first value
+            fields[key] = _REDACTED if mode == "redact" else value.decode("latin-1")
+
+    # ------------------------------------------------------------------ writer thread
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._open()
+            self._thread = threading.Thread(target=self._run, name="accesslog-writer", daemon=True)
+            self._thread.start()
+
+    def reopen(self) -> None:
+        """Log rotation (SIGUSR1): the writer reopens ``filePath`` before its next write."""
+        self._reopen = True
+        self._wake.set()
+
+    def close(self) -> None:
+        """Write what is pending and stop the writer."""
+        self._closing = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        if self._file is not None and self._file is not sys.stdout:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        self._file = None
+
+    def flush_now(self) -> None:
+        """Format and write everything pending in the caller's thread (tests, shutdown)."""
+        self._drain()
+
+    def _open(self) -> None:
+        if not self.path:
+            self._file = sys.stdout
+            return
+        directory = os.path.dirname(self.path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        try:
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open by design
+        except OSError as exc:
+            log.error("cannot open access log", extra={"fields": {"filePath": self.path, "error": str(exc)}})
+            self._file = None
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            if self._reopen:
+                self._reopen = False
+                old = self._file
+                self._open()
+                if old is not None and old is not sys.stdout and old is not self._file:
+                    with contextlib.suppress(OSError):
+                        old.close()
+            self._drain()
+            if self._closing:
+                self._drain()
+                return
+
+    _lock = threading.Lock()
+
+    def _drain(self) -> None:
+        with self._lock:
+            pending = self._pending
+            if not pending:
+                return
+            lines: list[str] = []
+            while pending:
+                try:
+                    c = pending.popleft()
+                except IndexError:
+                    break
+                try:
+                    lines.append(self.format_line(c))
+                except Exception:  # never let one odd request stop the log
+                    log.exception("access log: cannot format a line")
+            out = self._file
+            if out is None or not lines:
+                return
+            try:
+                out.write("\n".join(lines) + "\n")
+                out.flush()
+                self.written += len(lines)
+            except OSError as exc:
+                log.error("cannot write access log", extra={"fields": {"filePath": self.path, "error": str(exc)}})
+
+
+def _protocol(version: bytes) -> str:
+    if version == b"2":
+        return "HTTP/2.0"
+    if version == b"3":
+        return "HTTP/3.0"
+    return "HTTP/" + version.decode("latin-1")
+
+
+def _rfc_seconds(text: str) -> str:
+    """``2026-11-25T21:26:26+0000`` -> Go's RFC 3339 ``2026-11-25T21:26:26Z`` / ``...+01:00``."""
+    base, offset = text[:-5], text[-5:]
+    return base + ("Z" if offset == "+0000" else f"{offset[:3]}:{offset[3:]}")

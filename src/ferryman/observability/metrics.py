@@ -1,0 +1,339 @@
+"""Prometheus metrics with Traefik's names, types and labels (``metrics.prometheus``).
+
+Hot path: :meth:`Metrics.record` is a :mod:`~ferryman.observability.recorder` consumer. It adds
+one finished exchange to plain per-label-tuple slots (a list per ``(method, code, protocol)`` in a
+table per entry point / router / service) -- no ``prometheus_client`` object is touched per
+request. :class:`TraefikCollector` turns the slots into metric families at scrape time, and
+:class:`PrometheusService` (``prometheus@internal``) serves them in the text format.
+
+Families (as Traefik 3.7 exposes them; ``traefik_`` prefix):
+
+* ``config_reloads_total`` (counter), ``config_last_reload_success`` (gauge, unix seconds),
+  ``open_connections{entrypoint,protocol}`` (gauge), ``tls_certs_not_after{cn,serial,sans}``;
+* with ``addEntryPointsLabels`` (default on): ``entrypoint_requests_total{code,method,protocol,
+  entrypoint[,headerLabels]}``, ``entrypoint_request_duration_seconds`` (histogram, ``buckets``),
+  ``entrypoint_requests_bytes_total``, ``entrypoint_responses_bytes_total``,
+  ``entrypoint_requests_tls_total{tls_version,tls_cipher,entrypoint}``;
+* with ``addRoutersLabels`` (default off): the same as ``router_*`` with ``router`` and the
+  router's ``service`` instead of ``entrypoint``;
+* with ``addServicesLabels`` (default on): ``service_*`` with ``service``, plus
+  ``service_retries_total{service}`` and ``service_server_up{service,url}``.
+
+Other parts report through the registry: :meth:`Metrics.config_reloaded` (the watcher/app after
+each apply), :meth:`Metrics.set_server_up` (health checks). ``live_rates()`` gives request counts
+per router/service/entry point for the dashboard.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from ferryman.http.exchange import Exchange, Headers
+    from ferryman.observability.recorder import Tap
+
+__all__ = ["DEFAULT_BUCKETS", "Metrics", "PrometheusService", "TraefikCollector", "protocol_of"]
+
+DEFAULT_BUCKETS = (0.1, 0.3, 1.2, 5.0)
+
+#: A slot: ``[count, request bytes, response bytes, duration sum, bucket0, ..., bucketN, +Inf]``
+#: (bucket counts are per bucket, made cumulative at scrape time).
+Slot = list[Any]
+#: ``(method, code, protocol)`` -> slot
+Table = dict[tuple[bytes, int, str], Slot]
+
+_GRPC = b"application/grpc"
+
+
+def protocol_of(ex: Exchange) -> str:
+    """Traefik's ``protocol`` label: ``websocket``, ``grpc``, ``grpc-web``, ``sse`` or ``http``."""
+    if ex.websocket:
+        return "websocket"
+    for name, value in ex.headers:
+        if name == b"content-type":
+            if value[:16] == _GRPC:
+                return "grpc-web" if value[16:20] == b"-web" else "grpc"
+        elif name == b"accept" and b"text/event-stream" in value:
+            return "sse"
+    return "http"
+
+
+def _grpc_status(headers: Headers | None, trailers: Headers | None) -> int:
+    for source in (trailers, headers):
+        for name, value in source or ():
+            if name.lower() == b"grpc-status":
+                try:
+                    return int(value)
+                except ValueError:
+                    return 2  # UNKNOWN
+    return 0
+
+
+class Metrics:
+    """The registry: slots filled per request, read by :class:`TraefikCollector` at scrape time."""
+
+    def __init__(self, *, buckets: Iterable[float] = DEFAULT_BUCKETS, entry_points: bool = True,
+                 routers: bool = False, services: bool = True,
+                 header_labels: Mapping[str, str] | None = None) -> None:
+        self.buckets = tuple(sorted(float(b) for b in buckets))
+        self._width = 4 + len(self.buckets) + 1
+        self.entry_points_on = entry_points
+        self.routers_on = routers
+        self.services_on = services
+        #: label name -> lower-case request header (``headerLabels``), on ``*_requests_total`` only
+        self.header_labels = tuple((label, header.lower().encode()) for label, header in (header_labels or {}).items())
+        self.ep: dict[str, Table] = {}
+        self.router: dict[str, Table] = {}
+        self.service: dict[str, Table] = {}
+        #: ``(kind, name, method, code, protocol, *header values)`` -> count (with headerLabels)
+        self.labelled: dict[tuple[Any, ...], int] = {}
+        #: ``(kind, name, tls_version, tls_cipher)`` -> count
+        self.tls: dict[tuple[str, str, str, str], int] = {}
+        self.retries: dict[str, int] = {}
+        self.server_up: dict[tuple[str, str], float] = {}
+        #: router -> its service (the ``service`` label of router metrics), set on each apply
+        self.router_services: dict[str, str] = {}
+        self.reloads = 0
+        self.last_reload_success = 0.0
+        #: ``() -> [(entrypoint, protocol, count)]`` and ``() -> [(cn, serial, sans, not_after)]``
+        self.open_connections: Callable[[], Iterable[tuple[str, str, int]]] = list
+        self.certificates: Callable[[], Iterable[tuple[str, str, str, float]]] = list
+
+    # ------------------------------------------------------------------ reported by other parts
+
+    def config_reloaded(self, success: bool = True) -> None:
+        """One configuration apply (Traefik counts every reload; a success stamps the time)."""
+        self.reloads += 1
+        if success:
+            self.last_reload_success = time.time()
+
+    def set_server_up(self, service: str, url: str, up: bool) -> None:
+        self.server_up[(service, url)] = 1.0 if up else 0.0
+
+    def set_routers(self, router_services: Mapping[str, str]) -> None:
+        """Router -> service names of the configuration being served (router metrics' labels)."""
+        self.router_services = dict(router_services)
+
+    # ------------------------------------------------------------------ hot path
+
+    def record(self, tap: Tap) -> None:
+        """Recorder consumer: add one finished exchange."""
+        ex = tap.ex
+        status = tap.status
+        proto = protocol_of(ex)
+        if proto[:4] == "grpc":
+            status = _grpc_status(tap.headers, tap.trailers)
+        key = (ex.method, status, proto)
+        seconds = tap.duration_ns * 1e-9
+        bucket = 4 + bisect_left(self.buckets, seconds)
+        length = ex.body_length
+        req_bytes = length if length > 0 else 0
+        resp_bytes = tap.size
+        router = ex.router
+        service = ex.service
+        if self.entry_points_on:
+            _add(self.ep, ex.conn.entrypoint, key, self._width, seconds, bucket, req_bytes, resp_bytes)
+        if router is not None and self.routers_on:
+            _add(self.router, router, key, self._width, seconds, bucket, req_bytes, resp_bytes)
+        if service is not None and self.services_on:
+            _add(self.service, service, key, self._width, seconds, bucket, req_bytes, resp_bytes)
+            if tap.retries:
+                self.retries[service] = self.retries.get(service, 0) + tap.retries
+        if self.header_labels:
+            self._labelled(ex, key)
+        if ex.conn.tls:
+            self._tls(ex)
+
+    def _labelled(self, ex: Exchange, key: tuple[bytes, int, str]) -> None:
+        values = tuple((ex.header(h) or b"").decode("latin-1") for _, h in self.header_labels)
+        names = []
+        if self.entry_points_on:
+            names.append(("entrypoint", ex.conn.entrypoint))
+        if self.routers_on and ex.router is not None:
+            names.append(("router", ex.router))
+        if self.services_on and ex.service is not None:
+            names.append(("service", ex.service))
+        for kind, name in names:
+            k = (kind, name, *key, *values)
+            self.labelled[k] = self.labelled.get(k, 0) + 1
+
+    def _tls(self, ex: Exchange) -> None:
+        version, cipher = ex.conn.tls_info()
+        names = []
+        if self.entry_points_on:
+            names.append(("entrypoint", ex.conn.entrypoint))
+        if self.routers_on and ex.router is not None:
+            names.append(("router", ex.router))
+        if self.services_on and ex.service is not None:
+            names.append(("service", ex.service))
+        for kind, name in names:
+            k = (kind, name, version, cipher)
+            self.tls[k] = self.tls.get(k, 0) + 1
+
+    # ------------------------------------------------------------------ for the dashboard
+
+    def request_counts(self) -> dict[str, dict[str, int]]:
+        """Requests so far per ``entrypoint`` / ``router`` / ``service`` name (sample it twice for a
+        rate). Entry-point counts include requests no router matched."""
+        return {
+            "entrypoint": {n: sum(s[0] for s in t.values()) for n, t in list(self.ep.items())},
+            "router": {n: sum(s[0] for s in t.values()) for n, t in list(self.router.items())},
+            "service": {n: sum(s[0] for s in t.values()) for n, t in list(self.service.items())},
+        }
+
+
+def _add(tables: dict[str, Table], name: str, key: tuple[bytes, int, str], width: int, seconds: float,
+         bucket: int, req_bytes: int, resp_bytes: int) -> None:
+    table = tables.get(name)
+    if table is None:
+        table = tables[name] = {}
+    slot = table.get(key)
+    if slot is None:
+        slot = table[key] = [0] * width
+        slot[3] = 0.0
+    slot[0] += 1
+    slot[1] += req_bytes
+    slot[2] += resp_bytes
+    slot[3] += seconds
+    slot[bucket] += 1
+
+
+# ---------------------------------------------------------------------------------------- scrape
+
+_HELP = {
+    "entrypoint": ("on an entrypoint", "handled by an entrypoint", "handled by an entrypoint"),
+    "router": ("on a router", "handled by a router", "handled by a router"),
+    "service": ("on a service", "received by a service", "returned by a service"),
+}
+
+
+def _fmt_le(bound: float) -> str:
+    return repr(bound) if bound != int(bound) else str(int(bound))
+
+
+class TraefikCollector(Collector):
+    """Reads a :class:`Metrics` at scrape time and yields Traefik's metric families."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.m
+        yield CounterMetricFamily("traefik_config_reloads_total", "Config reloads", value=m.reloads)
+        yield GaugeMetricFamily("traefik_config_last_reload_success", "Last config reload success",
+                                value=m.last_reload_success)
+        conns = GaugeMetricFamily("traefik_open_connections",
+                                  "How many open connections exist, by entryPoint and protocol",
+                                  labels=("entrypoint", "protocol"))
+        for ep, proto, count in m.open_connections():
+            conns.add_metric((ep, proto), count)
+        yield conns
+        certs = list(m.certificates())
+        if certs:
+            family = GaugeMetricFamily("traefik_tls_certs_not_after",
+                                       "Certificate expiration timestamp", labels=("cn", "serial", "sans"))
+            for cn, serial, sans, not_after in certs:
+                family.add_metric((cn, serial, sans), not_after)
+            yield family
+        if m.entry_points_on:
+            yield from self._level("entrypoint", ("entrypoint",), {n: ((n,), t) for n, t in list(m.ep.items())})
+        if m.routers_on:
+            yield from self._level("router", ("router", "service"),
+                                   {n: ((n, m.router_services.get(n, "")), t) for n, t in list(m.router.items())})
+        if m.services_on:
+            yield from self._level("service", ("service",), {n: ((n,), t) for n, t in list(m.service.items())})
+            if m.retries:
+                retries = CounterMetricFamily("traefik_service_retries_total",
+                                              "How many request retries happened on a service.", labels=("service",))
+                for name, count in sorted(m.retries.items()):
+                    retries.add_metric((name,), count)
+                yield retries
+            if m.server_up:
+                up = GaugeMetricFamily("traefik_service_server_up",
+                                       "service server is up, described by gauge value of 0 or 1.",
+                                       labels=("service", "url"))
+                for (service, url), value in sorted(m.server_up.items()):
+                    up.add_metric((service, url), value)
+                yield up
+
+    def _level(self, kind: str, names: tuple[str, ...],
+               tables: Mapping[str, tuple[tuple[str, ...], Table]]) -> Iterator[Metric]:
+        m = self.m
+        on, handled_req, handled_resp = _HELP[kind]
+        base = ("code", "method", "protocol", *names)
+        extra = tuple(label for label, _ in m.header_labels)
+        prefix = f"traefik_{kind}"
+        what = "partitioned by status code, protocol, and method." if kind != "router" else \
+            "partitioned by service, status code, protocol, and method."
+        requests = CounterMetricFamily(
+            f"{prefix}_requests_total",
+            f"How many HTTP requests {'are processed' if kind == 'router' else 'processed'} {on}, {what}",
+            labels=base + extra)
+        duration = HistogramMetricFamily(
+            f"{prefix}_request_duration_seconds", f"How long it took to process the request {on}, {what}",
+            labels=base)
+        req_bytes = CounterMetricFamily(f"{prefix}_requests_bytes_total",
+                                        f"The total size of requests in bytes {handled_req}, {what}", labels=base)
+        resp_bytes = CounterMetricFamily(f"{prefix}_responses_bytes_total",
+                                         f"The total size of responses in bytes {handled_resp}, {what}", labels=base)
+        bounds = [_fmt_le(b) for b in m.buckets] + ["+Inf"]
+        any_rows = False
+        for _, (label_values, table) in sorted(tables.items()):
+            for (method, code, proto), slot in sorted(list(table.items())):
+                any_rows = True
+                values = (str(code), method.decode("latin-1"), proto, *label_values)
+                if not extra:
+                    requests.add_metric(values, slot[0])
+                req_bytes.add_metric(values, slot[1])
+                resp_bytes.add_metric(values, slot[2])
+                running = 0
+                buckets = []
+                for bound, count in zip(bounds, slot[4:], strict=True):
+                    running += count
+                    buckets.append((bound, running))
+                duration.add_metric(values, buckets, slot[3])
+        if extra:
+            for key, count in sorted(m.labelled.items()):
+                if key[0] == kind:
+                    _, name, method, code, proto, *header_values = key
+                    label_values = tables[name][0] if name in tables else (name,)
+                    requests.add_metric((str(code), method.decode("latin-1"), proto, *label_values,
+                                         *header_values), count)
+        if any_rows:
+            yield duration
+            yield req_bytes
+            yield requests
+            yield resp_bytes
+        tls_rows = [(k, c) for k, c in sorted(m.tls.items()) if k[0] == kind]
+        if tls_rows:
+            tls = CounterMetricFamily(f"{prefix}_requests_tls_total",
+                                      f"How many HTTP requests with TLS processed {on}, partitioned by TLS "
+                                      "Version and TLS cipher Used.", labels=("tls_version", "tls_cipher", *names))
+            for (_, name, version, cipher), count in tls_rows:
+                label_values = tables[name][0] if name in tables else (name,)
+                tls.add_metric((version, cipher, *label_values), count)
+            yield tls
+
+
+class PrometheusService:
+    """``prometheus@internal``: the text exposition of the registry (plus ``process_*``)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(TraefikCollector(metrics))
+        ProcessCollector(registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def handle(self, ex: Exchange) -> None:
+        body = self.render()
+        ex.respond(200, (), b"" if ex.method == b"HEAD" else body,
+                   content_type=b"text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,134 @@
+"""Wires ``metrics`` and ``accessLog`` from the static configuration (used by the app only).
+
+:class:`Observability` owns the metrics registry (:mod:`~ferryman.observability.metrics`) and the
+access log (:mod:`~ferryman.observability.accesslog`), builds each entry point's
+:class:`~ferryman.observability.recorder.Observer` (``None`` when nothing is recorded there, so
+the entry point pays nothing), and provides the ``prometheus@internal`` service and its router.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ferryman.dynamic.merge import MAX_INT
+from ferryman.dynamic.models import Router
+from ferryman.observability.accesslog import AccessLog
+from ferryman.observability.metrics import Metrics, PrometheusService
+from ferryman.observability.recorder import Consumer, Observer
+
+if TYPE_CHECKING:
+    from ferryman.control.compile import Snapshot
+    from ferryman.http.exchange import Handler
+    from ferryman.server.entrypoint import EntryPoint
+    from ferryman.static.models import StaticConfig
+    from ferryman.tls.store import LoadedCert
+
+__all__ = ["Observability"]
+
+
+class Observability:
+    def __init__(self, static: StaticConfig) -> None:
+        self.static = static
+        metrics_cfg = static.metrics
+        prom = metrics_cfg.prometheus if metrics_cfg is not None else None
+        self.metrics: Metrics | None = None
+        self.prometheus: PrometheusService | None = None
+        self.metrics_internals = bool(metrics_cfg.add_internals) if metrics_cfg is not None else False
+        if prom is not None:
+            self.metrics = Metrics(buckets=prom.buckets, entry_points=prom.add_entry_points_labels,
+                                   routers=prom.add_routers_labels, services=prom.add_services_labels,
+                                   header_labels=prom.header_labels)
+            self.prometheus = PrometheusService(self.metrics)
+        self.access_log: AccessLog | None = None
+        if static.access_log is not None:
+            self.access_log = AccessLog(static.access_log)
+        self._certs: tuple[int, list[tuple[str, str, str, float]]] = (0, [])
+
+    # ------------------------------------------------------------------ internal provider
+
+    def internal_services(self) -> dict[str, Handler]:
+        return {"prometheus@internal": self.prometheus} if self.prometheus is not None else {}
+
+    def internal_routers(self) -> dict[str, Router]:
+        """Traefik's ``prometheus`` router: ``PathPrefix(`/metrics`)`` on ``metrics.prometheus.
+        entryPoint`` unless ``manualRouting``."""
+        metrics = self.static.metrics
+        prom = metrics.prometheus if metrics is not None else None
+        if prom is None or prom.manual_routing:
+            return {}
+        return {"prometheus": Router(rule="PathPrefix(`/metrics`)", entry_points=(prom.entry_point,),
+                                     service="prometheus@internal", priority=MAX_INT)}
+
+    # ------------------------------------------------------------------ entry points
+
+    def attach(self, entry_points: Mapping[str, EntryPoint]) -> None:
+        """Give each entry point its observer (honouring ``entryPoints.*.observability``)."""
+        metrics = self.metrics
+        for name, ep in entry_points.items():
+            settings = self.static.entry_points.get(name)
+            obs = settings.observability if settings is not None else None
+            everything: list[Consumer] = []
+            external: list[Consumer] = []
+            if metrics is not None and (obs is None or obs.metrics):
+                (everything if self.metrics_internals else external).append(metrics.record)
+            log = self.access_log
+            if log is not None and (obs is None or obs.access_logs):
+                (everything if log.add_internals else external).append(log.record)
+            ep.observer = Observer(tuple(everything), tuple(external)) if everything or external else None
+        if metrics is not None:
+            def open_connections() -> list[tuple[str, str, int]]:
+                return [(n, "TCP", len(e.connections)) for n, e in sorted(entry_points.items())]
+            metrics.open_connections = open_connections
+
+    def applied(self, snapshot: Snapshot, *, reload: bool) -> None:
+        """After each configuration apply: reload counters, router labels, certificates."""
+        metrics = self.metrics
+        if metrics is None:
+            return
+        if reload:
+            metrics.config_reloaded()
+        metrics.set_routers({name: r.config.service for name, r in snapshot.merged.routers.items()
+                             if r.config is not None})
+        store = snapshot.tls_store
+        certs = store.certs if store is not None else []
+        if id(certs) != self._certs[0]:
+            self._certs = (id(certs), _cert_rows(certs))
+        rows = self._certs[1]
+        metrics.certificates = lambda: rows
+
+    def start(self) -> None:
+        if self.access_log is not None:
+            self.access_log.start()
+
+    def reopen(self) -> None:
+        """SIGUSR1: reopen the access log file (log rotation)."""
+        if self.access_log is not None:
+            self.access_log.reopen()
+
+    def close(self) -> None:
+        if self.access_log is not None:
+            self.access_log.close()
+
+
+def _cert_rows(certs: Iterable[LoadedCert]) -> list[tuple[str, str, str, float]]:
+    """``traefik_tls_certs_not_after`` rows: CN, decimal serial, comma-joined DNS SANs, expiry."""
+    from cryptography import x509
+
+    rows: list[tuple[str, str, str, float]] = []
+    for cert in certs:
+        try:
+            parsed = x509.load_pem_x509_certificate(cert.chain_pem)
+        except ValueError:
+            continue
+        cns = parsed.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        cn: Any = cns[0].value if cns else ""
+        try:
+            ext = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            sans = ",".join(ext.value.get_values_for_type(x509.DNSName))
+        except x509.ExtensionNotFound:
+            sans = ""
+        not_after = parsed.not_valid_after_utc.replace(tzinfo=datetime.UTC).timestamp()
+        rows.append((str(cn), str(parsed.serial_number), sans, not_after))
+    return rows
