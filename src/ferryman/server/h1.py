@@ -277,6 +277,7 @@ class H1Connection(asyncio.Protocol):
         "_started",
         "_state",
         "_transport",
+        "_upgrade_body",
         "_upgrade_val",
         "_url",
         "_valid_host",
@@ -308,6 +309,8 @@ class H1Connection(asyncio.Protocol):
         self._discard = False
         self._discarded = 0
         self._early: bytes = b""
+        #: Content-Length body bytes of an upgrade request still to cut from the early bytes.
+        self._upgrade_body = 0
         self._peer: TunnelPeer | None = None
         self._proxy_buf: bytes = b""
         self._requests = 0
@@ -725,7 +728,12 @@ class H1Connection(asyncio.Protocol):
                 self._next()
             return
         if ex is not None and ex.body_length:
-            ex.end_body(trailers or None)
+            if ex.upgrade is not None:
+                # llhttp hands everything after an upgrade request's head to the new protocol;
+                # the body is cut from those bytes (_on_parser_upgrade), as Go reads it.
+                self._upgrade_body = ex.body_length
+            else:
+                ex.end_body(trailers or None)
         if self._active is None and not self._queue:
             self._go_idle()
 
@@ -1034,15 +1042,39 @@ class H1Connection(asyncio.Protocol):
         if self._h2c is not None:
             self._to_h2c(data[offset:], self._h2c)
             return
-        self._early = data[offset:]
+        rest = data[offset:]
         if self._state == ST_HTTP:
             self._state = ST_UPGRADE_WAIT
         ex = self._active
+        if self._upgrade_body:
+            if self._upgrade_body < 0:
+                # A chunked upgrade request: not decoded here (Go would); refuse it rather than hang.
+                self._upgrade_body = 0
+                if ex is not None and not ex.done:
+                    ex.respond(400, (), b"chunked body on an upgrade request is not supported\n")
+                self._close()
+                return
+            rest = self._upgrade_body_data(rest)
+        self._early = rest
         if ex is None or ex.done:
             # Answered already (e.g. 404): no tunnel; close once written.
             self._close()
             return
-        self._pause(R_UPGRADE)
+        if not self._upgrade_body:
+            self._pause(R_UPGRADE)
+
+    def _upgrade_body_data(self, data: bytes) -> bytes:
+        """Feed the upgrade request's body from ``data``; returns the bytes after it."""
+        n = self._upgrade_body
+        part, rest = data[:n], data[n:]
+        self._upgrade_body = n - len(part)
+        ex = self._active
+        if ex is not None and not ex.done:
+            if part:
+                ex.feed_body(part)
+            if not self._upgrade_body:
+                ex.end_body(None)
+        return rest
 
     def _data_special(self, data: bytes) -> None:
         state = self._state
@@ -1051,6 +1083,10 @@ class H1Connection(asyncio.Protocol):
             if peer is not None:
                 peer.tunnel_data(data)
         elif state == ST_UPGRADE_WAIT:
+            if self._upgrade_body:
+                data = self._upgrade_body_data(data)
+                if not self._upgrade_body:
+                    self._pause(R_UPGRADE)
             self._early += data
         elif state == ST_PEEK:
             self._on_peek(data)

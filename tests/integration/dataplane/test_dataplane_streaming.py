@@ -309,3 +309,46 @@ def test_client_disconnect_mid_response_drops_the_upstream_connection() -> None:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
             Reader(sock).readline()
         assert closed.wait(10)
+
+
+UPGRADE_WITH_BODY = (b"POST /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                     b"Content-Length: 5\r\n\r\nhello")
+
+
+def test_upgrade_request_with_a_body_switches_after_the_body() -> None:
+    log: list[Message] = []
+    pools = UpstreamPools()
+    with _ws_backend(log) as be, proxy(lb(pools, be.url), pools=pools) as px, px.connect() as sock:
+        sock.sendall(UPGRADE_WITH_BODY + b"tunnel-bytes")
+        r = Reader(sock)
+        head = read_response(r)
+        assert head.status == 101
+        assert r.readexact(len(b"server-hello")) == b"server-hello"
+        assert r.readexact(len(b"tunnel-bytes")) == b"tunnel-bytes"  # echoed through the tunnel
+        assert log[0].body == b"hello" and log[0].get("content-length") == "5"
+        sock.sendall(b"more")
+        assert r.readexact(4) == b"more"
+        sock.shutdown(socket.SHUT_WR)
+        assert r.at_eof()
+
+
+def test_upgrade_request_with_a_body_refused_by_backend() -> None:
+    log: list[Message] = []
+    pools = UpstreamPools()
+    with _ws_backend(log) as be, proxy(lb(pools, be.url), pools=pools) as px, px.connect() as sock:
+        sock.sendall(UPGRADE_WITH_BODY.replace(b"/ws", b"/refuse"))
+        r = Reader(sock)
+        resp = read_response(r)
+        assert resp.status == 400 and resp.body == b"no upgrade"
+        assert log[0].body == b"hello"
+        assert r.at_eof()
+
+
+def test_chunked_upgrade_request_is_refused_not_hung() -> None:
+    log: list[Message] = []
+    pools = UpstreamPools()
+    raw = UPGRADE_WITH_BODY.replace(b"Content-Length: 5\r\n\r\nhello", b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    with _ws_backend(log) as be, proxy(lb(pools, be.url), pools=pools) as px:
+        resp = exchange(px.port, raw)
+        assert resp.status in (400, 502)
