@@ -112,7 +112,7 @@ def _split_host_port(addr: str) -> tuple[str, str]:
 class _Captured:
     """What the loop hands to the writer thread for one request (no formatting on the loop)."""
 
-    __slots__ = ("client_ip", "client_port", "count", "duration", "entrypoint", "host", "method", "origin_headers",
+    __slots__ = ("client_ip", "client_port", "count", "duration", "entrypoint", "host", "length", "method", "origin_headers",
                  "req_headers", "req_size", "retries", "router", "scheme", "service", "size", "start_ns",
                  "status", "target", "tls", "upstream", "username", "version")
 
@@ -122,6 +122,7 @@ class _Captured:
     duration: int
     entrypoint: str
     host: bytes
+    length: int
     method: bytes
     origin_headers: Headers | None
     req_headers: Headers | None
@@ -209,9 +210,9 @@ class AccessLog:
             ex.materialize_forwarded()  # Traefik logs the X-Forwarded-* it adds
             c.req_headers = ex.headers
             c.origin_headers = tap.headers
+            c.length = tap.length
         else:
-            # CLF reads Referer/User-Agent from them later; the exchange is over, nothing edits them.
-            c.req_headers = ex.headers if self.format != "json" else None
+            c.req_headers = None
             c.origin_headers = None
         pending.append(c)
         if len(pending) == 1:
@@ -234,12 +235,13 @@ class AccessLog:
         return self._clf(c, generic=self.format == "genericCLF")
 
     def _clf(self, c: _Captured, *, generic: bool) -> str:
+        # Traefik reads them from the logged request headers: "-" unless fields.headers keeps them.
         referer = ua = "-"
         for name, value in c.req_headers or ():
-            if name == b"referer":
-                referer = value.decode("latin-1")
-            elif name == b"user-agent":
-                ua = value.decode("latin-1")
+            if name == b"referer" and referer == "-":
+                referer = self._header_value("Referer", value)
+            elif name == b"user-agent" and ua == "-":
+                ua = self._header_value("User-Agent", value)
         line = (f"{c.client_ip} - {c.username or '-'} [{_clf_time(c.start_ns)}] "
                 f"\"{c.method.decode('latin-1')} {c.target.decode('latin-1')} {_protocol(c.version)}\" "
                 f"{c.status} {c.size} {_quote(referer)} {_quote(ua)}")
@@ -290,18 +292,40 @@ class AccessLog:
             fields["ServiceAddr"] = service_addr
         if c.tls is not None:
             fields["TLSVersion"], fields["TLSCipher"] = c.tls
+        origin_size = fields["OriginContentSize"]
+        if origin_size != c.size and c.size:
+            ratio = origin_size / c.size
+            fields["GzipRatio"] = int(ratio) if ratio.is_integer() else ratio
         names = self._names
         if names or not self._default_keep:
             default = self._default_keep
             fields = {k: v for k, v in fields.items() if names.get(k, "keep" if default else "drop") != "drop"}
         if self._want_headers:
-            self._headers(fields, "request_", c.req_headers)
-            self._headers(fields, "origin_", c.origin_headers)
-            self._headers(fields, "downstream_", c.origin_headers)
+            request = c.req_headers
+            if c.req_size > 0 and request is not None:
+                request = [*request, (b"content-length", b"%d" % c.req_size)]  # framing, kept by Go
+            self._headers(fields, "request_", request)
+            response = c.origin_headers
+            if not served:
+                # Answered by ferryman itself: Go adds Date and Content-Length only when writing,
+                # after the access log copied the header map; there is no origin response.
+                response = [(n, v) for n, v in response or () if n.lower() not in (b"date", b"content-length")]
+            else:
+                if c.length >= 0 and response is not None and c.status not in (204, 304):
+                    # the sink adds the framing header; Traefik logs the Content-Length it sends
+                    response = [*response, (b"content-length", b"%d" % c.length)]
+                self._headers(fields, "origin_", response)
+            self._headers(fields, "downstream_", response)
         fields["level"] = "info"
         fields["msg"] = ""
         fields["time"] = _rfc_seconds(datetime.datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S%z"))
         return json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    def _header_value(self, name: str, value: bytes) -> str:
+        mode = self._header_names.get(name, self._header_default)
+        if mode == "drop":
+            return "-"
+        return _REDACTED if mode == "redact" else value.decode("latin-1")
 
     def _headers(self, fields: dict[str, Any], prefix: str, headers: Headers | None) -> None:
         default = self._header_default

@@ -59,7 +59,7 @@ class Observer:
 class Tap:
     """Innermost response sink of an observed exchange: counts, then passes everything on."""
 
-    __slots__ = ("_next", "_observer", "duration_ns", "ex", "headers", "retries", "size", "start_ns",
+    __slots__ = ("_next", "_observer", "duration_ns", "ex", "headers", "length", "retries", "size", "start_ns",
                  "status", "target", "trailers", "upstream", "username")
 
     def __init__(self, ex: Exchange, nxt: ResponseSink, observer: Observer) -> None:
@@ -72,6 +72,8 @@ class Tap:
         self.duration_ns = 0
         self.retries = 0
         self.headers: Headers | None = None
+        #: the response body length announced with the head (``-1``: unknown)
+        self.length = -1
         self.trailers: Headers | None = None
         #: set by basicAuth (access log ``ClientUsername``)
         self.username = ""
@@ -88,6 +90,7 @@ class Tap:
     def send_head(self, status: int, headers: Headers, length: int) -> None:
         self.status = status
         self.headers = headers
+        self.length = length
         self._next.send_head(status, headers, length)
 
     def send_data(self, data: bytes) -> None:
