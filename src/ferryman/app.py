@@ -9,7 +9,8 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from ferryman.api.handler import ApiService, api_prefix, debug_prefix
@@ -28,6 +29,7 @@ from ferryman.errors import ConfigError
 from ferryman.gcpause import gc_paused
 from ferryman.http.exchange import Exchange, Handler
 from ferryman.middlewares import build_middleware
+from ferryman.observability import events
 from ferryman.observability.setup import Observability
 from ferryman.providers.base import Provider, ProviderMessage
 from ferryman.providers.file import FileProvider
@@ -205,22 +207,28 @@ class App:
             asyncio.get_running_loop().call_later(0.05, _release, previous)
 
     def _report(self, snapshot: Snapshot, messages: Mapping[str, ProviderMessage]) -> None:
-        current: set[str] = set()
+        # One structured event per new problem (router/service/middleware name, provider, error).
+        current: dict[str, Callable[[], None]] = {}
         for msg in messages.values():
             for warning in msg.warnings:
-                current.add(f"W provider {msg.provider}: {warning}")
+                key = f"W provider {msg.provider}: {warning}"
+                current[key] = partial(events.emit, logging.WARNING, key[2:], "provider.warning",
+                                       providerName=msg.provider, error=warning)
         for diag in snapshot.diagnostics:
-            current.add(("E " if diag.level == "error" else "W ") + diag.render())
-        for line in sorted(current - self._reported):
-            level = logging.ERROR if line.startswith("E ") else logging.WARNING
-            log.log(level, line[2:])
-        self._reported = current
+            key = ("E " if diag.level == "error" else "W ") + diag.render()
+            current[key] = partial(events.element_problem, diag.kind, diag.name, diag.level, diag.message,
+                                   rendered=diag.render())
+        for key in sorted(current.keys() - self._reported):
+            current[key]()
+        self._reported = set(current)
         routers = sum(len(t) for t in snapshot.tables.values())
         if messages:
-            log.info("configuration applied", extra=_fields(
-                routers=routers, disabled=len([r for r in snapshot.merged.routers.values()
+            merged = snapshot.merged
+            events.config_applied(
+                routers=routers, disabled=len([r for r in merged.routers.values()
                                                if not r.serving]) + len(snapshot.disabled),
-                compileSeconds=round(snapshot.seconds, 4)))
+                services=len(merged.services), middlewares=len(merged.middlewares),
+                seconds=snapshot.seconds, providers=messages)
 
     # -- lifecycle -------------------------------------------------------------------------------
 

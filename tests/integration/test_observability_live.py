@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,9 @@ def test_access_log_common_format_and_reopen(ferryman: StartFerryman, hello: Cal
                                              tmp_path: Path) -> None:
     backend = hello("v1")
     log_path = tmp_path / "logs" / "access.log"
-    fm = ferryman(_static(tmp_path, accessLog={"filePath": str(log_path)}), _dynamic(backend))
+    # Referer/User-Agent show in CLF only when fields.headers keeps them (Traefik: dropped by default)
+    fm = ferryman(_static(tmp_path, accessLog={"filePath": str(log_path), "fields": {
+        "headers": {"names": {"Referer": "keep", "User-Agent": "redact"}}}}), _dynamic(backend))
     web = fm.ports["web"]
     assert http_request("127.0.0.1", web, "/a?x=1", headers={"Referer": "http://ref/", "User-Agent": "ua/1"})[0] == 200
     assert http_request("127.0.0.1", web, "/private", headers={"Authorization": "Basic Ym9iOnNlY3JldA=="})[0] == 200
@@ -158,7 +161,7 @@ def test_access_log_common_format_and_reopen(ferryman: StartFerryman, hello: Cal
     assert first["host"] == "127.0.0.1" and first["user"] == "-" and first["method"] == "GET"
     assert first["path"] == "/a?x=1" and first["proto"] == "HTTP/1.1" and first["status"] == "200"
     assert first["size"] == str(len(b"Hello from v1\n")) and first["referer"] == "http://ref/"
-    assert first["ua"] == "ua/1" and first["router"] == "app@file"
+    assert first["ua"] == "REDACTED" and first["router"] == "app@file"
     assert first["url"] == f"http://127.0.0.1:{backend}"
     second = CLF.match(lines[1])
     assert second is not None and second["user"] == "bob" and second["router"] == "auth@file"
@@ -207,3 +210,36 @@ def test_access_log_json_fields_filters_and_header_modes(ferryman: StartFerryman
     assert line["downstream_X-Served-By"] == "v1" and line["origin_X-Served-By"] == "v1"
     assert line["level"] == "info" and line["msg"] == ""
     assert list(line) == sorted(line)
+
+
+def test_http2_goes_through_the_same_seam(ferryman: StartFerryman, hello: Callable[[str], int],
+                                          tmp_path: Path) -> None:
+    """h2c (prior knowledge) requests are counted and logged like HTTP/1.1 ones."""
+    backend = hello("v1")
+    log_path = tmp_path / "access.json"
+    fm = ferryman(_static(tmp_path, metrics={"prometheus": {}},
+                          accessLog={"filePath": str(log_path), "format": "json"}), _dynamic(backend))
+    web = fm.ports["web"]
+    out = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version}",
+                          f"http://127.0.0.1:{web}/h2"], capture_output=True, timeout=10, check=True)
+    assert out.stdout == b"2"
+    line = json.loads(_wait_lines(log_path, 1)[0])
+    assert line["RequestProtocol"] == "HTTP/2.0" and line["DownstreamStatus"] == 200
+    assert line["RouterName"] == "app@file"
+    fams = scrape(fm.ports["traefik"])
+    assert value(fams, "traefik_entrypoint_requests", "traefik_entrypoint_requests_total",
+                 code="200", method="GET", entrypoint="web") == 1
+
+
+def test_router_disabled_is_one_structured_event(ferryman: StartFerryman, hello: Callable[[str], int],
+                                                 tmp_path: Path) -> None:
+    backend = hello("v1")
+    dyn = _dynamic(backend)
+    dyn["http"]["routers"]["broken"] = {"rule": "Host(`b.test`)", "service": "missing"}
+    fm = ferryman(_static(tmp_path), dyn)
+    ev = fm.wait_for(lambda e: e.get("event") == "router.disabled")
+    assert ev["routerName"] == "broken@file" and ev["providerName"] == "file"
+    assert "missing@file" in ev["error"] and ev["level"] == "error"
+    applied = fm.wait_for(lambda e: e.get("event") == "config.applied")
+    assert applied["message"] == "configuration applied" and applied["disabled"] >= 1
+    assert applied["providers"] == ["file"]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ferryman.dynamic.models import Configuration
+from ferryman.observability import events
 from ferryman.providers.base import ProviderMessage
 
 log = logging.getLogger("ferryman.watcher")
@@ -45,8 +46,8 @@ class Watcher:
         st = self._providers.setdefault(msg.provider, _ProviderState())
         if msg.config is None:
             st.error = msg.error or "provider has no usable configuration"
-            log.error("provider %s: %s; keeping its last good configuration", msg.provider, st.error,
-                      extra={"fields": {"providerName": msg.provider}})
+            events.provider_error(msg.provider, st.error,
+                                  f"provider {msg.provider}: {st.error}; keeping its last good configuration")
             return
         st.error = None
         if st.window is not None:
