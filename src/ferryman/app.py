@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
+from ferryman.acme.manager import Resolvers
 from ferryman.api.handler import ApiService, api_prefix, debug_prefix
 from ferryman.control.compile import Builders, Snapshot, compile_snapshot
 from ferryman.control.watcher import Watcher
@@ -100,7 +101,15 @@ def merge_settings(static: StaticConfig, bound: Mapping[str, int] | None = None)
                          internal_services=("noop",) + (("ping",) if static.ping is not None else ())
                          + (("api",) if static.api is not None else ())
                          + (("prometheus",) if static.metrics is not None and static.metrics.prometheus is not None
-                            else ()))
+                            else ())
+                         + (("acme-http",) if _http_challenge_entry_points(static) else ()))
+
+
+def _http_challenge_entry_points(static: StaticConfig) -> tuple[str, ...]:
+    eps = [r.acme.http_challenge.entry_point for r in static.certificates_resolvers.values()
+           if r.acme is not None and r.acme.http_challenge is not None and r.acme.http_challenge.entry_point
+           and r.acme.http_challenge.entry_point in static.entry_points]
+    return tuple(dict.fromkeys(eps))
 
 
 def static_transport(static: StaticConfig) -> ServersTransport:
@@ -130,6 +139,11 @@ def internal_configuration(static: StaticConfig) -> Configuration:
         if static.api.debug:
             routers["debug"] = Router(rule=f"PathPrefix(`{debug_prefix(static.api)}`)",
                                       entry_points=("traefik",), service="api@internal", priority=MAX_INT - 1)
+    challenge_eps = _http_challenge_entry_points(static)
+    if challenge_eps:
+        # Traefik's acme-http@internal: above everything, the entry point redirection included.
+        routers["acme-http"] = Router(rule="PathPrefix(`/.well-known/acme-challenge/`)", entry_points=challenge_eps,
+                                      service="acme-http@internal", priority=MAX_INT)
     return Configuration(http=HTTPConfiguration(routers=routers))
 
 
@@ -151,6 +165,9 @@ class App:
         self.transport = static_transport(self.static)
         self.pools = UpstreamPools()
         internal: dict[str, Handler] = {"noop@internal": NoopService()}
+        self.resolvers = Resolvers(self.static)
+        if _http_challenge_entry_points(self.static):
+            internal["acme-http@internal"] = self.resolvers.http_service
         if self.static.ping is not None:
             internal["ping@internal"] = PingService(self, self.static.ping.terminating_status_code)
         if self.static.api is not None:
@@ -198,6 +215,7 @@ class App:
             ep.tls = snapshot.tls.get(name)
         previous, self.snapshot = self.snapshot, snapshot
         self.observability.applied(snapshot, reload=True)
+        self.resolvers.routers_changed(snapshot.merged)
         if messages:
             self.ready = True
         self._report(snapshot, messages)
@@ -243,6 +261,8 @@ class App:
                 log.warning("entry point %s: UDP entry points are not implemented yet; ignored", name)
                 continue
             server = EntryPoint(EntryPointSettings.from_static(name, ep))
+            if self.resolvers.uses_tls_challenge:
+                server.acme_alpn = self.resolvers.challenges.alpn
             try:
                 await server.start()
             except OSError as exc:
@@ -265,6 +285,7 @@ class App:
         watcher = Watcher(self.static.providers.providers_throttle_duration, self.apply)
         self.watcher = watcher
         tasks = [spawn(p.run(watcher.submit), name=f"provider-{p.name}") for p in self.providers()]
+        self.resolvers.start(watcher.submit)
         if not tasks:
             self.ready = True
             log.info("configuration applied", extra=_fields(routers=0, providers=0))
@@ -274,6 +295,7 @@ class App:
             graceTimeOut={n: ep.settings.grace_timeout for n, ep in self.entry_points.items()}))
         self.terminating = True
         watcher.close()
+        self.resolvers.close()
         for task in tasks:
             task.cancel()
         await self._close()

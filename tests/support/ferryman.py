@@ -46,6 +46,8 @@ class Ferryman:
         self._cond = threading.Condition()
         self.proc: subprocess.Popen[bytes] | None = None
         self.ports: dict[str, int] = {}
+        #: command prefix, e.g. ``["ip", "netns", "exec", ns]`` to run inside a network namespace
+        self.wrapper: list[str] = []
 
     # -- files ------------------------------------------------------------------------------------
 
@@ -61,7 +63,7 @@ class Ferryman:
     # -- process ----------------------------------------------------------------------------------
 
     def start(self, deadline: float = 15.0, wait_config: bool = True) -> Ferryman:
-        argv = [str(VENV_BIN / "ferryman"), f"--configFile={self.config_file}"]
+        argv = [*self.wrapper, str(VENV_BIN / "ferryman"), f"--configFile={self.config_file}"]
         self.proc = self.group.spawn(argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         threading.Thread(target=self._drain, daemon=True).start()
         names = [n for n, ep in self.static.get("entryPoints", {}).items()

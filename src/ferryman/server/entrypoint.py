@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import ssl as ssl_module
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -156,6 +156,8 @@ class EntryPoint:
         # With a fixed ``ssl`` context every connection is TLS and routes with ``tls_routes``.
         self.tls_routes: RoutesLike | None = routes if ssl is not None else None
         self.tls: TLSServing | None = None
+        #: pending TLS-ALPN-01 answers by SNI (ferryman.acme), None without tlsChallenge
+        self.acme_alpn: Mapping[str, ssl_module.SSLContext] | None = None
         self.forwarding = ForwardingPolicy(
             insecure=settings.forwarded_insecure, trusted_ips=settings.forwarded_trusted_ips,
             connection=settings.forwarded_connection,

@@ -98,6 +98,8 @@ log = logging.getLogger("ferryman.server")
 
 #: A fatal TLS alert record (TLS 1.2 framing, accepted by every version): internal_error (80).
 TLS_ALERT_INTERNAL_ERROR: Final = b"\x15\x03\x03\x00\x02\x02\x50"
+#: ALPN of TLS-ALPN-01 validation handshakes (RFC 8737)
+ACME_TLS_ALPN: Final = b"acme-tls/1"
 
 __all__ = ["H1Connection"]
 
@@ -1135,6 +1137,9 @@ class H1Connection(asyncio.Protocol):
             self.data_received(buf)
             return
         ctx = serving.select(hello.sni)
+        challenges = self._ep.acme_alpn
+        if challenges and hello.sni and ACME_TLS_ALPN in hello.alpn:
+            ctx = challenges.get(hello.sni.lower(), ctx)  # TLS-ALPN-01 validation (RFC 8737)
         if ctx is None:
             # sniStrict: no certificate for this name. Go answers GetCertificate errors with a
             # fatal internal_error alert.

@@ -632,14 +632,32 @@ class Tailscale(Model):
     """``tailscale: {}``: certificates for ``*.ts.net`` from the local tailscaled."""
 
 
+class LocalCA(Model):
+    """``localCA: {}`` (ferryman, not Traefik): certificates from a local CA that ferryman creates
+    and keeps in ``storage`` (a directory: ``root.pem`` to trust, ``root.key`` 0600), for HTTPS
+    without internet (like Caddy's internal issuer). Leaves live ``certificatesDuration``."""
+
+    storage: str = "ferryman-local-ca"
+    certificates_duration: Duration = 12 * 3600.0
+    name: str = "ferryman Local CA"
+
+    @field_validator("certificates_duration")
+    @classmethod
+    def _lifetime(cls, value: float) -> float:
+        if value < 10:
+            raise ValueError("certificatesDuration must be at least 10s (e.g. 12h)")
+        return value
+
+
 class CertificateResolver(Model):
     acme: Acme | None = None
     tailscale: Tailscale | None = None
+    local_ca: LocalCA | None = Field(default=None, alias="localCA")
 
     @model_validator(mode="after")
     def _exclusive(self) -> CertificateResolver:
-        if self.acme is not None and self.tailscale is not None:
-            raise ValueError("acme and tailscale are mutually exclusive; keep one")
+        if sum(x is not None for x in (self.acme, self.tailscale, self.local_ca)) > 1:
+            raise ValueError("acme, tailscale and localCA are mutually exclusive; keep one")
         return self
 
 

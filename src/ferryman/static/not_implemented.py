@@ -34,8 +34,6 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset({
     "entryPoints.*.observability.traceVerbosity",
     "entryPoints.*.http.encodedCharacters",
     "entryPoints.*.http.underscoreHeadersStrategy",
-    "entryPoints.*.http.tls.certResolver",  # ACME (TLS itself is served)
-    "entryPoints.*.http.tls.domains",
     # providers other than file
     "providers.docker",
     "providers.swarm",
@@ -76,7 +74,14 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset({
     # whole sections
     "tracing",
     "hostResolver",
-    "certificatesResolvers",
+    # certificate resolvers: acme (HTTP-01, TLS-ALPN-01) and localCA are served; dnsChallenge and
+    # tailscale are refused by the resolver itself (ferryman.acme.manager), loudly
+    "certificatesResolvers.*.acme.caServerName",
+    "certificatesResolvers.*.acme.emailAddresses",
+    "certificatesResolvers.*.acme.disableCommonName",
+    "certificatesResolvers.*.acme.clientTimeout",
+    "certificatesResolvers.*.acme.httpChallenge.delay",
+    "certificatesResolvers.*.acme.tlsChallenge.delay",
     "experimental",
     "spiffe",
     "ocsp",

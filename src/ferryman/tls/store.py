@@ -53,6 +53,7 @@ __all__ = [
     "TLSStore",
     "compile_options",
     "default_certificate",
+    "load_into",
 ]
 
 DEFAULT_OPTIONS = "default"
@@ -107,9 +108,10 @@ CURVES: Mapping[str, str] = {
 CLIENT_AUTH_TYPES = ("NoClientCert", "RequestClientCert", "RequireAnyClientCert",
                      "VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
 
-#: ALPN: Traefik advertises h2, http/1.1 and acme-tls/1 by default. TLS-ALPN-01 is not served
-#: yet, so acme-tls/1 is dropped from the configured list until ACME exists.
-SUPPORTED_ALPN = ("h2", "http/1.1")
+#: ALPN: Traefik advertises h2, http/1.1 and acme-tls/1 by default. A ClientHello offering
+#: acme-tls/1 for a name with a pending TLS-ALPN-01 challenge gets the challenge's own context
+#: (ferryman.acme.tlsalpn); elsewhere acme-tls/1 is only advertised, as in Go.
+SUPPORTED_ALPN = ("h2", "http/1.1", "acme-tls/1")
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ def load_certificate(cert_value: str, key_value: str, label_hint: str) -> Loaded
                         not_after=leaf.not_valid_after_utc)
     # Loading into a context checks that the key matches the certificate.
     try:
-        _load_into(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), loaded)
+        load_into(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), loaded)
     except ssl.SSLError as exc:
         raise PEMError(f"{cert_label}: certificate and key {key_label} do not match ({exc.reason or exc})") from exc
     return loaded
@@ -204,7 +206,7 @@ def _with_temp_file(content: bytes, use: Callable[[str], object]) -> None:
         os.unlink(path)
 
 
-def _load_into(ctx: ssl.SSLContext, cert: LoadedCert) -> None:
+def load_into(ctx: ssl.SSLContext, cert: LoadedCert) -> None:
     _with_temp_file(cert.key_pem.rstrip(b"\n") + b"\n" + cert.chain_pem, ctx.load_cert_chain)
 
 
@@ -335,7 +337,7 @@ def build_context(cert: LoadedCert, opts: CompiledOptions) -> ssl.SSLContext:
         ctx.num_tickets = 0
     if opts.alpn:
         ctx.set_alpn_protocols(list(opts.alpn))
-    _load_into(ctx, cert)
+    load_into(ctx, cert)
     if opts.ca_pem:
         ctx.load_verify_locations(cadata=opts.ca_pem)
         if opts.client_auth != "NoClientCert":

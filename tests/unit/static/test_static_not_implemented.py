@@ -37,7 +37,6 @@ def test_only_keys_actually_set_are_reported() -> None:
     })
     assert not_implemented_keys(loud) == [
         "serversTransport.spiffe",
-        "entryPoints.a.http.tls.certResolver",
         "entryPoints.b.udp",
         "metrics.datadog",
         "api.dashboard",
