@@ -24,7 +24,7 @@ def options(**kw: object) -> TLSOptions:
 def test_versions_and_defaults() -> None:
     default = compile_options("default", options())
     assert (default.minimum, default.maximum) == (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)
-    assert default.alpn == ("h2", "http/1.1")  # acme-tls/1 not advertised until ACME is implemented
+    assert default.alpn == ("h2", "http/1.1", "acme-tls/1")  # Traefik's default list
     o = compile_options("x", options(minVersion="VersionTLS13"))
     assert o.minimum == ssl.TLSVersion.TLSv1_3
     with pytest.raises(ValueError, match="unknown minVersion"):
