@@ -210,6 +210,9 @@ def load_into(ctx: ssl.SSLContext, cert: LoadedCert) -> None:
     _with_temp_file(cert.key_pem.rstrip(b"\n") + b"\n" + cert.chain_pem, ctx.load_cert_chain)
 
 
+_load_into = load_into  # the name ferryman.upstream.tls imports
+
+
 @cache
 def default_certificate() -> LoadedCert:
     """Traefik's self-signed ``TRAEFIK DEFAULT CERT`` (EC P-256), generated once per process."""
