@@ -33,6 +33,7 @@ from ferryman.middlewares import build_middleware
 from ferryman.observability import events
 from ferryman.observability.setup import Observability
 from ferryman.providers.base import Provider, ProviderMessage
+from ferryman.providers.docker import docker_provider
 from ferryman.providers.file import FileProvider
 from ferryman.server.entrypoint import EntryPoint, EntryPointSettings
 from ferryman.services import build_load_balancer, build_weighted
@@ -190,6 +191,8 @@ class App:
         file = self.static.providers.file
         if file is not None:
             found.append(FileProvider(filename=file.filename, directory=file.directory, watch=file.watch))
+        if self.static.providers.docker is not None:
+            found.append(docker_provider(self.static.providers.docker))
         return found
 
     def apply(self, configs: Mapping[str, Configuration], messages: Mapping[str, ProviderMessage]) -> None:
@@ -255,6 +258,11 @@ class App:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        try:
+            providers = self.providers()
+        except ConfigError as exc:
+            log.error("%s", exc)
+            return 1
 
         for name, ep in self.static.entry_points.items():
             if ep.listen.protocol != "tcp":
@@ -284,7 +292,7 @@ class App:
         self.apply({}, {})
         watcher = Watcher(self.static.providers.providers_throttle_duration, self.apply)
         self.watcher = watcher
-        tasks = [spawn(p.run(watcher.submit), name=f"provider-{p.name}") for p in self.providers()]
+        tasks = [spawn(p.run(watcher.submit), name=f"provider-{p.name}") for p in providers]
         self.resolvers.start(watcher.submit)
         if not tasks:
             self.ready = True

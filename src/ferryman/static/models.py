@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ferryman.static.address import ListenAddress, parse_address
-from ferryman.static.base import Model, StrList, choices
+from ferryman.static.base import HintedValueError, Model, StrList, choices
 from ferryman.types import Duration
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "Api",
     "CertificateResolver",
     "Core",
+    "DockerProvider",
     "EntryPoint",
     "EntryPointHTTP",
     "EntryPointTLS",
@@ -356,6 +357,33 @@ class FileProvider(Model):
         return self
 
 
+class DockerProvider(Model):
+    """``providers.docker`` (Traefik v3's Docker provider; Swarm is ``providers.swarm``)."""
+
+    endpoint: str = "unix:///var/run/docker.sock"
+    username: str = ""
+    password: str = ""
+    tls: ClientTLS | None = None
+    http_client_timeout: Duration = 0.0
+    exposed_by_default: bool = True
+    constraints: str = ""
+    allow_empty_services: bool = False
+    network: str = ""
+    use_bind_port_ip: bool = Field(default=False, alias="useBindPortIP")
+    watch: bool = True
+    default_rule: str = "Host(`{{ normalize .Name }}`)"
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in ("unix", "tcp", "http", "https"):
+            raise HintedValueError(
+                f"endpoint {value!r} is not a Docker engine address",
+                fix="use unix:///var/run/docker.sock or tcp://host:2375 (tcp://host:2376 with tls)")
+        return value
+
+
 class RestProvider(Model):
     insecure: bool = False
 
@@ -376,7 +404,7 @@ class Providers(Model):
 
     file: FileProvider | None = None
     rest: RestProvider | None = None
-    docker: Loose | None = None
+    docker: DockerProvider | None = None
     swarm: Loose | None = None
     kubernetes_ingress: Loose | None = None
     kubernetes_ingress_nginx: Loose | None = Field(default=None, alias="kubernetesIngressNGINX")

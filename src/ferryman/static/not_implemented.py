@@ -35,7 +35,6 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset({
     "entryPoints.*.http.encodedCharacters",
     "entryPoints.*.http.underscoreHeadersStrategy",
     # providers other than file
-    "providers.docker",
     "providers.swarm",
     "providers.kubernetesIngress",
     "providers.kubernetesIngressNGINX",

@@ -344,16 +344,32 @@ def test_map_keys_keep_case_and_merge_case_insensitively() -> None:
 
 
 def test_loosely_typed_providers_take_any_keys() -> None:
-    loaded = load(["--providers.docker", "--providers.docker.endpoint", "unix:///run/docker.sock",
-                   "--providers.docker.exposedByDefault=false", "--providers.docker.tls.ca=/ca.pem",
+    loaded = load(["--providers.swarm", "--providers.swarm.endpoint", "unix:///run/docker.sock",
+                   "--providers.swarm.exposedByDefault=false", "--providers.swarm.tls.ca=/ca.pem",
                    "--providers.plugin.mine.setting=1"])
-    docker = loaded.config.providers.docker
-    assert docker == {"endpoint": "unix:///run/docker.sock", "exposedByDefault": "false", "tls": {"ca": "/ca.pem"}}
+    swarm = loaded.config.providers.swarm
+    assert swarm == {"endpoint": "unix:///run/docker.sock", "exposedByDefault": "false", "tls": {"ca": "/ca.pem"}}
     assert loaded.config.providers.plugin == {"mine": {"setting": "1"}}
     assert loaded.warnings == [
-        "providers.docker: accepted but not implemented yet in ferryman 0.1; ignored",
+        "providers.swarm: accepted but not implemented yet in ferryman 0.1; ignored",
         "providers.plugin: accepted but not implemented yet in ferryman 0.1; ignored",
     ]
+
+
+def test_docker_provider_is_typed_with_traefiks_defaults() -> None:
+    loaded = load(["--providers.docker", "--providers.docker.endpoint", "tcp://127.0.0.1:2376",
+                   "--providers.docker.exposedByDefault=false", "--providers.docker.tls.ca=/ca.pem",
+                   "--providers.docker.httpClientTimeout=30"])
+    docker = loaded.config.providers.docker
+    assert docker is not None and loaded.warnings == []
+    assert docker.endpoint == "tcp://127.0.0.1:2376" and docker.exposed_by_default is False
+    assert docker.tls is not None and docker.tls.ca == "/ca.pem" and docker.http_client_timeout == 30
+    assert docker.watch is True and docker.default_rule == "Host(`{{ normalize .Name }}`)"
+    defaults = load(["--providers.docker"]).config.providers.docker
+    assert defaults is not None and defaults.endpoint == "unix:///var/run/docker.sock"
+    assert defaults.exposed_by_default is True and defaults.network == ""
+    with pytest.raises(ConfigError, match="not a Docker engine address"):
+        load(["--providers.docker.endpoint=ssh://host"])
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -553,7 +569,6 @@ log:
 """)
     assert load([f"--configFile={path}"]).warnings == [
         "entryPoints.websecure.http3: accepted but not implemented yet in ferryman 0.1; ignored",
-        "providers.docker: accepted but not implemented yet in ferryman 0.1; ignored",
         "log.maxSize: accepted but not implemented yet in ferryman 0.1; ignored",
         "tracing: accepted but not implemented yet in ferryman 0.1; ignored",
     ]

@@ -1,0 +1,183 @@
+"""ferryman watching a real Docker engine: labels become routes, and container events change them.
+
+Backends are ``examples/hello.py`` in containers (``--network host``, each on its own 127.0.0.1
+port); ferryman talks to the test's own ``dockerd`` over its unix socket (or TCP). Routes are
+probed through ferryman's ``web`` entry point with a ``Host`` header.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tests.integration.docker.conftest import Containers, docker_static
+from tests.support.dockerd import Dockerd
+from tests.support.ferryman import Ferryman
+from tests.support.procs import free_port, http_request, poll_until
+
+StartFerryman = Callable[..., Ferryman]
+
+
+def get(fm: Ferryman, host: str, path: str = "/", timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+    status, headers, body = http_request("127.0.0.1", fm.ports["web"], path, headers={"Host": host},
+                                         timeout=timeout)
+    return status, {k.lower(): v for k, v in headers}, body
+
+
+def served_by(fm: Ferryman, host: str) -> str | None:
+    status, headers, _ = get(fm, host)
+    return headers.get("x-served-by") if status == 200 else None
+
+
+def api(fm: Ferryman, path: str) -> tuple[int, Any]:
+    status, _, body = http_request("127.0.0.1", fm.ports["traefik"], path, timeout=5)
+    return status, json.loads(body) if body else None
+
+
+def wait_served(fm: Ferryman, host: str, name: str, deadline: float = 15.0) -> None:
+    poll_until(lambda: served_by(fm, host) == name, deadline, what=f"{host} served by {name}")
+
+
+def wait_gone(fm: Ferryman, host: str, deadline: float = 15.0) -> float:
+    """Poll until ``host`` is answered 404 (no route); returns the wall-clock time it was seen."""
+    poll_until(lambda: get(fm, host, timeout=0.3)[0] == 404, deadline, interval=0.01, what=f"{host} to have no route")
+    return time.time()
+
+
+def finished_at(engine: Dockerd, ident: str) -> float:
+    """When the container's process ended (``State.FinishedAt``, the ``die`` event's time)."""
+    raw = str(engine.inspect(ident)["State"]["FinishedAt"])
+    stamp, _, frac = raw.rstrip("Z").partition(".")
+    whole = datetime.datetime.fromisoformat(stamp).replace(tzinfo=datetime.UTC).timestamp()
+    return whole + float("0." + (frac or "0"))
+
+
+def host_label(router: str, host: str) -> dict[str, str]:
+    return {f"traefik.http.routers.{router}.rule": f"Host(`{host}`)"}
+
+
+def port_label(service: str, port: int) -> dict[str, str]:
+    return {f"traefik.http.services.{service}.loadbalancer.server.port": str(port)}
+
+
+def test_stop_removes_the_route_within_2s_and_start_brings_it_back(
+        engine: Dockerd, containers: Containers, start_ferryman: StartFerryman) -> None:
+    name = containers.name("go")
+    port = free_port()
+    ident, _ = containers.run(name, {**host_label("go", "go.test"), **port_label("go", port),
+                                      "traefik.http.routers.go.entrypoints": "web"}, port=port)
+    fm = start_ferryman(docker_static(engine.endpoint))
+    wait_served(fm, "go.test", name)
+
+    engine.run("stop", "-t", "5", ident)
+    seen = wait_gone(fm, "go.test")
+    latency = seen - finished_at(engine, ident)
+    assert latency < 2.0, f"route removed {latency:.2f}s after the container died"
+
+    engine.run("start", ident)
+    wait_served(fm, "go.test", name)
+
+    engine.run("pause", ident)
+    wait_gone(fm, "go.test", deadline=5)
+    engine.run("unpause", ident)
+    wait_served(fm, "go.test", name, deadline=5)
+
+
+def test_two_replicas_are_both_served_round_robin(
+        engine: Dockerd, containers: Containers, start_ferryman: StartFerryman) -> None:
+    names = [containers.name("rr"), containers.name("rr")]
+    for name in names:
+        port = free_port()
+        containers.run(name, {**host_label("rr", "rr.test"), **port_label("rr", port)}, port=port)
+    fm = start_ferryman(docker_static(engine.endpoint))
+    poll_until(lambda: served_by(fm, "rr.test"), 15, what="rr.test served")
+    seen = [served_by(fm, "rr.test") for _ in range(6)]
+    assert set(seen) == set(names)
+    assert all(a != b for a, b in itertools.pairwise(seen)), seen  # alternates
+    status, service = api(fm, "/api/http/services/rr@docker")
+    assert status == 200 and len(service["loadBalancer"]["servers"]) == 2
+
+
+def test_default_rule_and_traefik_enable_false(
+        engine: Dockerd, containers: Containers, start_ferryman: StartFerryman) -> None:
+    shown = containers.name("shown")
+    hidden = containers.name("hidden")
+    p1, p2 = free_port(), free_port()
+    containers.run(shown, port_label("x", p1), port=p1)
+    containers.run(hidden, {**port_label("y", p2), **host_label("y", "hidden.test"), "traefik.enable": "false"},
+                   port=p2)
+    fm = start_ferryman(docker_static(engine.endpoint, docker={
+        "defaultRule": 'Host(`{{ normalize .ContainerName }}.{{ index .Labels "zone" | default "docker" }}.test`)'}))
+    wait_served(fm, f"{shown}.docker.test", shown)
+    assert get(fm, "hidden.test")[0] == 404
+    status, _ = api(fm, "/api/http/routers/y@docker")
+    assert status == 404
+
+
+def test_exposed_by_default_false_and_constraints(
+        engine: Dockerd, containers: Containers, start_ferryman: StartFerryman) -> None:
+    plain, blue, red = containers.name("plain"), containers.name("blue"), containers.name("red")
+    pp, pb, pr = free_port(), free_port(), free_port()
+    containers.run(plain, {**host_label("plain", "plain.test"), **port_label("plain", pp)}, port=pp)
+    containers.run(blue, {**host_label("blue", "blue.test"), **port_label("blue", pb), "traefik.enable": "true",
+                          "team": "blue"}, port=pb)
+    containers.run(red, {**host_label("red", "red.test"), **port_label("red", pr), "traefik.enable": "true",
+                         "team": "red"}, port=pr)
+    fm = start_ferryman(docker_static(engine.endpoint, docker={
+        "exposedByDefault": False, "constraints": 'Label(`team`, `blue`) || LabelRegex(`team`, `^gr.*`)'}))
+    wait_served(fm, "blue.test", blue)
+    assert get(fm, "plain.test")[0] == 404  # not enabled
+    assert get(fm, "red.test")[0] == 404  # filtered by the constraints
+    status, routers = api(fm, "/api/http/routers?search=test")
+    assert status == 200 and [r["name"] for r in routers] == ["blue@docker"]
+
+
+def test_a_bad_label_disables_only_its_element(
+        engine: Dockerd, containers: Containers, start_ferryman: StartFerryman) -> None:
+    bad, good = containers.name("bad"), containers.name("good")
+    pb, pg = free_port(), free_port()
+    containers.run(bad, {**host_label("bad", "bad.test"), **port_label("bad", pb),
+                         "traefik.http.routers.bad.priority": "high",
+                         "traefik.http.routers.fine.rule": "Host(`fine.test`)",
+                         "traefik.http.routers.fine.service": "bad"}, port=pb)
+    containers.run(good, {**host_label("good", "good.test"), **port_label("good", pg)}, port=pg)
+    fm = start_ferryman(docker_static(engine.endpoint))
+    wait_served(fm, "good.test", good)
+    wait_served(fm, "fine.test", bad)  # the same container's other router still serves
+    assert get(fm, "bad.test")[0] == 404
+    status, router = api(fm, "/api/http/routers/bad@docker")
+    assert status == 200 and router["status"] == "disabled"
+    message = " ".join(router["error"])
+    assert f"container '{bad}'" in message and "priority" in message, message
+    ev = fm.wait_for(lambda e: e.get("level") == "error" and f"container '{bad}'" in str(e.get("message"))
+                     and "priority" in str(e.get("message")), 5)
+    assert "bad@docker" in str(ev.get("message"))
+
+
+def test_health_status_events_are_honoured(
+        engine: Dockerd, containers: Containers, start_ferryman: StartFerryman) -> None:
+    name = containers.name("health")
+    port = free_port()
+    check = "import os, sys; sys.exit(0 if os.path.exists('/tmp/ok') else 1)"
+    ident, _ = containers.run(name, {**host_label("h", "health.test"), **port_label("h", port)}, port=port,
+                              options=["--health-cmd", f'/usr/bin/python3 -c "{check}"',
+                                       "--health-interval", "300ms", "--health-retries", "1",
+                                       "--health-start-period", "0s", "--health-timeout", "5s"])
+    fm = start_ferryman(docker_static(engine.endpoint))
+    assert get(fm, "health.test")[0] == 404  # starting/unhealthy: left out
+    engine.run("exec", ident, "/usr/bin/python3", "-c", "open('/tmp/ok', 'w').close()")
+    wait_served(fm, "health.test", name)
+    engine.run("exec", ident, "/usr/bin/python3", "-c", "import os; os.remove('/tmp/ok')")
+    wait_gone(fm, "health.test")
+
+
+def test_tcp_endpoint(engine: Dockerd, containers: Containers, start_ferryman: StartFerryman) -> None:
+    name = containers.name("tcp")
+    port = free_port()
+    containers.run(name, {**host_label("t", "tcp.test"), **port_label("t", port)}, port=port)
+    fm = start_ferryman(docker_static(engine.tcp_endpoint, docker={"httpClientTimeout": "10s"}))
+    wait_served(fm, "tcp.test", name)
