@@ -498,11 +498,16 @@ class ForwardAuth(Model):
     auth_signin_url: str = Field(default="", alias="authSigninURL")
 
 
+class GrpcWeb(Model):
+    allow_origins: StrList = ()
+
+
 #: Middleware types this release implements (typed) — the rest are known, typed loosely.
 IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers", "basicAuth",
     "addPrefix", "stripPrefix", "stripPrefixRegex", "replacePath", "replacePathRegex", "redirectRegex",
     "rateLimit", "inFlightReq", "contentType", "retry", "compress",
     "forwardAuth",
+    "grpcWeb",
 })
 
 
@@ -532,7 +537,7 @@ class Middleware(Model):
     pass_tls_client_cert: Section = Field(default=None, alias="passTLSClientCert")
     retry: Annotated[Retry | None, BeforeValidator(empty_section)] = None
     content_type: Annotated[ContentType | None, BeforeValidator(empty_section)] = None
-    grpc_web: Section = None
+    grpc_web: Annotated[GrpcWeb | None, BeforeValidator(empty_section)] = None
     encoded_characters: Section = None
     plugin: Section = None
 

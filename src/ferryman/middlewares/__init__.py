@@ -27,6 +27,7 @@ from ferryman.middlewares.basic_auth import build_basic_auth
 from ferryman.middlewares.compress import build_compress
 from ferryman.middlewares.content_type import build_content_type
 from ferryman.middlewares.forward_auth import build_forward_auth
+from ferryman.middlewares.grpc_web import build_grpc_web
 from ferryman.middlewares.headers import build_headers
 from ferryman.middlewares.in_flight_req import build_in_flight_req
 from ferryman.middlewares.ip_allow_list import build_ip_allow_list
@@ -160,6 +161,7 @@ for _kind, _builder in (
     ("contentType", build_content_type),
     ("retry", build_retry),
     ("compress", build_compress),
+    ("grpcWeb", build_grpc_web),
     ("forwardAuth", build_forward_auth),
 ):
     register_middleware(_kind, _ignoring_ctx(_builder))

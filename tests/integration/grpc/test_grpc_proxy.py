@@ -137,3 +137,86 @@ def test_grpc_to_tls_backend_with_alpn_h2(ferryman: StartFerryman, tmp_path: Pat
                     raise AssertionError(f"client over {name}: {exc}") from exc
     finally:
         server.stop(None)
+
+
+# --------------------------------------------------------------------------------------------
+# grpcWeb middleware
+
+
+def _web_frames(body: bytes) -> tuple[list[bytes], dict[str, str]]:
+    """Split a gRPC-Web response body into message payloads and the trailer frame's fields."""
+    messages: list[bytes] = []
+    trailers: dict[str, str] = {}
+    while body:
+        flag, size = body[0], int.from_bytes(body[1:5], "big")
+        payload, body = body[5:5 + size], body[5 + size:]
+        if flag & 0x80:
+            for line in payload.decode().split("\r\n"):
+                if line:
+                    name, _, value = line.partition(":")
+                    trailers[name.strip()] = value.strip()
+        else:
+            messages.append(payload)
+    return messages, trailers
+
+
+def _web_call(port: int, method: str, request: Any, *, text: bool, origin: str = "https://app.test"
+              ) -> tuple[int, dict[str, str], list[Any], dict[str, str]]:
+    import base64
+
+    import httpx
+
+    from tests.support.grpc_echo import modules
+    pb2, _ = modules()
+    raw = request.SerializeToString()
+    frame = b"\x00" + len(raw).to_bytes(4, "big") + raw
+    ctype = "application/grpc-web-text+proto" if text else "application/grpc-web+proto"
+    resp = httpx.post(f"http://127.0.0.1:{port}/ferrytest.Echo/{method}", timeout=DEADLINE,
+                      content=base64.b64encode(frame) if text else frame,
+                      headers={"content-type": ctype, "x-grpc-web": "1", "origin": origin})
+    body = resp.content
+    if text:
+        # one base64 segment per write: decode every padded 4-char group on its own
+        body = b"".join(base64.b64decode(body[i:i + 4]) for i in range(0, len(body), 4))
+    messages, trailers = _web_frames(body)
+    headers = {k.lower(): v for k, v in resp.headers.items()}
+    return resp.status_code, headers, [pb2.Msg.FromString(m) for m in messages], trailers
+
+
+@pytest.mark.parametrize("text", [False, True], ids=["binary", "text"])
+def test_grpc_web_to_h2c_backend(ferryman: StartFerryman, grpc_backend: int, text: bool) -> None:
+    import httpx
+
+    dynamic = {"http": {
+        "routers": {"web": {"rule": "PathPrefix(`/ferrytest.`)", "service": "echo", "middlewares": ["gw"]}},
+        "middlewares": {"gw": {"grpcWeb": {"allowOrigins": ["https://app.test"]}}},
+        "services": {"echo": {"loadBalancer": {"servers": [{"url": f"h2c://127.0.0.1:{grpc_backend}"}]}}},
+    }}
+    fm = ferryman({"entryPoints": {"web": {"address": "127.0.0.1:0"}}}, dynamic)
+    port = fm.ports["web"]
+    # the backend's "application/grpc" becomes "application/grpc-web(-text)" (as Improbable's wrapper)
+    ctype = "application/grpc-web-text" if text else "application/grpc-web"
+
+    status, headers, replies, trailers = _web_call(port, "Unary", msg("hello", blob=b"\x00\xff" * 1000), text=text)
+    assert status == 200 and headers["content-type"] == ctype
+    assert [(r.text, r.count) for r in replies] == [("hello", 2000)]
+    assert trailers["grpc-status"] == "0" and trailers["x-served-by"] == "h2c-backend"
+    assert headers["access-control-allow-origin"] == "https://app.test"
+    assert "grpc-status" in headers["access-control-expose-headers"]
+
+    status, headers, replies, trailers = _web_call(port, "ServerStream", msg("tick", count=5), text=text)
+    assert [r.text for r in replies] == [f"tick {i}" for i in range(5)] and trailers["grpc-status"] == "0"
+
+    status, headers, replies, trailers = _web_call(port, "Unary", msg("fail"), text=text, origin="https://evil.test")
+    fields = {**headers, **trailers}
+    assert status == 200 and replies == []
+    assert fields["grpc-status"] == "7" and fields["grpc-message"] == "denied by test"
+    assert "access-control-allow-origin" not in headers  # origin not allowed: no CORS headers
+
+    pre = httpx.options(f"http://127.0.0.1:{port}/ferrytest.Echo/Unary", timeout=DEADLINE, headers={
+        "origin": "https://app.test", "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type,x-grpc-web,x-user-agent"})
+    assert pre.status_code == 204
+    assert pre.headers["access-control-allow-origin"] == "https://app.test"
+    assert pre.headers["access-control-allow-headers"] == "content-type,x-grpc-web,x-user-agent"
+    assert pre.headers["access-control-allow-methods"] == "POST"
