@@ -106,6 +106,10 @@ class _Bridge:
     def write_paused(self) -> bool:
         return self.outer.downstream.write_paused
 
+    @write_paused.setter
+    def write_paused(self, value: bool) -> None:
+        return  # the client's downstream owns the state
+
     def pause_body(self) -> None:
         self.outer.pause_body()
 
