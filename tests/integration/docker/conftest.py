@@ -106,7 +106,8 @@ def docker_static(endpoint: str, *, docker: Mapping[str, Any] | None = None,
 def start_ferryman(tmp_path: Path) -> Iterator[Any]:
     """Start ferryman with a static configuration (no file provider); stopped after the test."""
     with ProcessGroup() as group:
-        def start(static: Mapping[str, Any], *, wait_config: bool = True) -> Ferryman:
-            return Ferryman(tmp_path, static, group=group).start(wait_config=wait_config, deadline=30)
+        def start(static: Mapping[str, Any], *, wait_config: bool = True,
+                  env: Mapping[str, str] | None = None) -> Ferryman:
+            return Ferryman(tmp_path, static, group=group, env=env).start(wait_config=wait_config, deadline=30)
 
         yield start

@@ -10,14 +10,23 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import os
+import shutil
+import stat
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from tests.integration.docker.conftest import Containers, docker_static
-from tests.support.dockerd import Dockerd
+import pytest
+
+from tests.integration.docker.conftest import Containers, docker_static, import_test_image
+from tests.integration.tls.pki import CA
+from tests.support.acme import acme_resolver, served_chain, wait_https
+from tests.support.dockerd import Dockerd, short_tmpdir, skip_reason, start_dockerd
 from tests.support.ferryman import Ferryman
-from tests.support.procs import free_port, http_request, poll_until
+from tests.support.pebble import PebbleFactory
+from tests.support.procs import ProcessGroup, free_port, http_request, poll_until
 
 StartFerryman = Callable[..., Ferryman]
 
@@ -181,3 +190,77 @@ def test_tcp_endpoint(engine: Dockerd, containers: Containers, start_ferryman: S
     containers.run(name, {**host_label("t", "tcp.test"), **port_label("t", port)}, port=port)
     fm = start_ferryman(docker_static(engine.tcp_endpoint, docker={"httpClientTimeout": "10s"}))
     wait_served(fm, "tcp.test", name)
+
+
+def test_engine_restart_over_tls_does_not_crash_ferryman_and_routes_come_back(
+        containers: Containers, start_ferryman: StartFerryman, tmp_path: Path) -> None:
+    """A second engine whose TCP listener requires TLS with a client certificate; ferryman
+    reaches it through ``tcp://`` + ``tls``; the engine is stopped and started again on the same
+    data root while ferryman runs."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    ca = CA("docker engine test CA")
+    server_cert, server_key = ca.issue("localhost", dns=("localhost",)).write(tmp_path, "server")
+    client_cert, client_key = ca.issue("ferryman", client=True).write(tmp_path, "client")
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(ca.pem)
+    root = short_tmpdir()
+    with ProcessGroup() as group:
+        engine = start_dockerd(root, group, tls=(ca_file, server_cert, server_key))
+        try:
+            import_test_image(engine)
+            box = Containers(engine)
+            name = box.name("phoenix")
+            port = free_port()
+            box.run(name, {**host_label("p", "phoenix.test"), **port_label("p", port)}, port=port,
+                    options=["--restart", "always"])
+            fm = start_ferryman(docker_static(engine.tcp_endpoint, docker={
+                "tls": {"ca": str(ca_file), "cert": str(client_cert), "key": str(client_key)}}))
+            wait_served(fm, "phoenix.test", name)
+            fm.wait_for(lambda e: e.get("message") == "provider docker: connected"
+                        and str(e.get("endpoint", "")).startswith("tcp://localhost:"), 5)
+
+            mark = fm.mark()
+            engine.kill()
+            fm.wait_for(lambda e: e.get("level") == "error" and "provider docker" in str(e.get("message"))
+                        and "retrying" in str(e.get("message")), 20, start=mark)
+            assert fm.proc is not None and fm.proc.poll() is None
+            assert api(fm, "/api/overview")[0] == 200  # still serving
+
+            mark = fm.mark()
+            engine.start()
+            fm.wait_for(lambda e: e.get("message") == "provider docker: connected", 30, start=mark)
+            wait_served(fm, "phoenix.test", name, deadline=30)  # restarted by its policy
+            box.cleanup()
+        finally:
+            engine.stop()
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def test_https_with_a_pebble_certificate_and_http_redirect(
+        engine: Dockerd, containers: Containers, start_ferryman: StartFerryman, pebble: PebbleFactory,
+        tmp_path: Path) -> None:
+    """The labels a Traefik user writes for HTTPS with Let's Encrypt, against pebble."""
+    web, websecure = free_port(), free_port()
+    ca = pebble.start(http_port=web, tls_port=websecure)
+    storage = tmp_path / "acme.json"
+    name = containers.name("blog")
+    port = free_port()
+    containers.run(name, {"traefik.http.routers.go.rule": "Host(`example.com`)",
+                          "traefik.http.routers.go.entrypoints": "websecure",
+                          "traefik.http.routers.go.tls.certresolver": "le",
+                          **port_label("go", port)}, port=port)
+    static = docker_static(engine.endpoint, extra={
+        "entryPoints": {"web": {"address": f"127.0.0.1:{web}",
+                                "http": {"redirections": {"entryPoint": {"to": "websecure", "scheme": "https"}}}},
+                        "websecure": {"address": f"127.0.0.1:{websecure}"},
+                        "traefik": {"address": "127.0.0.1:0"}},
+        "certificatesResolvers": {"le": acme_resolver(ca.directory, storage)}})
+    start_ferryman(static, env=ca.env)
+    wait_https("example.com", websecure, ca.root_file, expect=f"Hello from {name}")
+    ca.verify_chain(served_chain(websecure, "example.com"), "example.com")
+    assert stat.S_IMODE(os.stat(storage).st_mode) == 0o600
+    status, headers, _ = http_request("127.0.0.1", web, "/some/path?q=1", headers={"Host": "example.com"})
+    assert status in (301, 308)
+    assert dict((k.lower(), v) for k, v in headers)["location"] == f"https://example.com:{websecure}/some/path?q=1"
