@@ -125,6 +125,23 @@ def _run(loaded: LoadedStatic) -> int:
     return result if isinstance(result, int) else 0
 
 
+def _pid1_args(cmdline: Path = Path("/proc/1/cmdline")) -> list[str]:
+    """In a container whose main process is ``ferryman [run] FLAGS`` (a Compose ``command:``),
+    those flags: a bare ``ferryman healthcheck`` (the image's HEALTHCHECK) then checks the
+    router with the configuration it runs with. Empty anywhere else."""
+    try:
+        argv = [a.decode("utf-8", "replace") for a in cmdline.read_bytes().split(b"\0") if a]
+    except OSError:
+        return []
+    for i, arg in enumerate(argv[:3]):
+        if Path(arg).name == "ferryman" or (arg == "ferryman" and i > 0 and argv[i - 1] == "-m"):
+            rest = argv[i + 1:]
+            if rest and rest[0] == "run":
+                rest = rest[1:]
+            return [] if rest and rest[0] in COMMANDS else rest
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -141,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if command == "version":
         return _version(out)
+    if command == "healthcheck" and not args:
+        args = _pid1_args()
     loaded = _load(args, err)
     if loaded is None:
         return 2

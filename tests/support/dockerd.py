@@ -22,12 +22,15 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,7 @@ from tests.support.procs import REPO_ROOT, ProcessGroup, free_port, poll_until
 HOST_PYTHON = Path("/usr/bin/python3.11")
 HOST_STDLIB = Path("/usr/lib/python3.11")
 EXAMPLES = REPO_ROOT / "examples"
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
 
 #: ``/bin/sh`` of the test image: enough of ``sh -c "cmd args"`` for Docker's ``CMD-SHELL``
 #: health checks (no shell syntax beyond words and quotes).
@@ -121,6 +124,9 @@ def rootfs_tarball(extra: Sequence[tuple[Path, str]] = (), name: str = "py") -> 
     libs: set[Path] = set(_ldd(HOST_PYTHON))
     for so in (HOST_STDLIB / "lib-dynload").glob("*.so"):
         libs.update(_ldd(so))
+    for path in extra_files:  # extension modules: the system libraries they link (libgcc_s...)
+        if ".so" in path.name:
+            libs.update(lib for lib in _ldd(path) if str(lib).startswith(("/lib", "/usr/lib")))
     tmp = out.with_suffix(f".{os.getpid()}.tmp")
     with tarfile.open(tmp, "w") as tar:
         def add_dir(arc: str) -> None:
@@ -173,8 +179,55 @@ def rootfs_tarball(extra: Sequence[tuple[Path, str]] = (), name: str = "py") -> 
                     add_dir(d)
             tar.add(path, arcname=f"usr/lib/python3.11/{rel}", recursive=False)
         for src, dst in extra:
+            parts = Path(dst.lstrip("/")).parts[:-1]
+            for i in range(1, len(parts) + 1):
+                d = str(Path(*parts[:i]))
+                if d not in seen_dirs and d not in ("usr", "usr/lib", "usr/bin", "etc", "tmp"):
+                    seen_dirs.add(d)
+                    add_dir(d)
             tar.add(src, arcname=dst.lstrip("/"), filter=lambda ti: None if "__pycache__" in ti.name else ti)
     os.replace(tmp, out)
+    for old in cache_dir().glob(f"rootfs-{name}-*.tar"):  # superseded builds, unused for an hour
+        with contextlib.suppress(OSError):
+            if old != out and time.time() - old.stat().st_mtime > 3600:
+                old.unlink()
+    return out
+
+
+def _dist_key(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def ferryman_image_files() -> list[tuple[Path, str]]:
+    """What the Dockerfile installs, taken from this venv: ferryman (``src/ferryman``) and its
+    runtime dependencies (the closure of pyproject's ``dependencies``) into the image Python's
+    ``/usr/lib/python3/dist-packages``, and a ``ferryman`` console script in ``/usr/local/bin``."""
+    dest = "usr/lib/python3/dist-packages"
+    files: dict[str, Path] = {}
+    seen: set[str] = set()
+    todo = [str(r) for r in (metadata.distribution("ferryman").requires or []) if "extra ==" not in str(r)]
+    while todo:
+        requirement = todo.pop()
+        name = re.split(r"[ ;<>=!~\[(]", requirement, maxsplit=1)[0]
+        if _dist_key(name) in seen:
+            continue
+        seen.add(_dist_key(name))
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue  # a dependency for other platforms or Pythons (pywin32, exceptiongroup)
+        todo.extend(str(r) for r in dist.requires or [] if "extra ==" not in str(r))
+        for f in dist.files or []:
+            top = f.parts[0]
+            if top in ("..", "bin") or top.endswith(".pth"):
+                continue
+            files.setdefault(top, Path(str(dist.locate_file(top))))
+    entry = cache_dir() / "ferryman-console-script"
+    entry.write_text("#!/usr/bin/python3\nimport sys\nfrom ferryman.cli import main\nsys.exit(main())\n")
+    entry.chmod(0o755)
+    out = [(path, f"{dest}/{top}") for top, path in sorted(files.items()) if path.exists()]
+    out.append((REPO_ROOT / "src" / "ferryman", f"{dest}/ferryman"))
+    out.append((entry, "usr/local/bin/ferryman"))
     return out
 
 

@@ -675,7 +675,7 @@ def build_configuration(containers: Sequence[ContainerInfo], settings: DockerSet
         except ConfigError as exc:
             problems.append(ElementProblem("container", c.container_name, f"{where}: {exc}; container skipped"))
             continue
-        problems.extend(_problem(e) for e in decoded.errors)
+        problems.extend(_problem(e, c) for e in decoded.errors)
         warnings.extend(decoded.warnings)
         built.append((f"{name}-{c.id}", c, decoded.config, l4))
     built.sort(key=lambda item: item[0])
@@ -684,8 +684,24 @@ def build_configuration(containers: Sequence[ContainerInfo], settings: DockerSet
     return config, problems, warnings
 
 
-def _problem(e: ElementError) -> ElementProblem:
-    return ElementProblem(e.kind, e.name, e.message)
+_PATH = re.compile(r"^(container '[^']*': )((?:http|tls)\.[^\s:]+): ")
+
+
+def _problem(e: ElementError, c: ContainerInfo) -> ElementProblem:
+    """The decoder's problem with the key path replaced by the label(s) it came from:
+    ``container 'x': label 'traefik.http.routers.a.priority': expected an integer ...``."""
+    m = _PATH.match(e.message)
+    if m is None:
+        return ElementProblem(e.kind, e.name, e.message)
+    path = "traefik." + m.group(2).lower()
+    exact = [k for k in c.labels if k.lower() == path]
+    nested = sorted(k for k in c.labels if k.lower().startswith(path + ".") or k.lower().startswith(path + "["))
+    found = exact or nested
+    if not found:
+        return ElementProblem(e.kind, e.name, e.message)
+    shown = ", ".join(repr(k) for k in found[:3]) + (", ..." if len(found) > 3 else "")
+    what = "label" if len(found) == 1 else "labels"
+    return ElementProblem(e.kind, e.name, f"{m.group(1)}{what} {shown}: {e.message[m.end():]}")
 
 
 _KINDS = (("http", "routers"), ("http", "services"), ("http", "middlewares"),

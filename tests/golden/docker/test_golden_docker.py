@@ -39,7 +39,11 @@ def settings(raw: dict[str, Any]) -> DockerSettings:
 
 
 def run(case: str) -> dict[str, Any]:
-    data = json.loads((HERE / (case + SUFFIX)).read_text())
+    return run_data(json.loads((HERE / (case + SUFFIX)).read_text()))
+
+
+def run_data(data: dict[str, Any]) -> dict[str, Any]:
+    """One case's ``{"settings", "containers"}`` → configuration, problems, warnings."""
     containers = [container_from_inspect(c) for c in data["containers"]]
     config, problems, warnings = build_configuration(containers, settings(data.get("settings", {})))
     return {
