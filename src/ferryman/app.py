@@ -29,7 +29,7 @@ from ferryman.dynamic.models import (
 from ferryman.errors import ConfigError
 from ferryman.gcpause import gc_paused
 from ferryman.http.exchange import Exchange, Handler
-from ferryman.middlewares import build_middleware
+from ferryman.middlewares import MiddlewareContext, build_middleware
 from ferryman.observability import events
 from ferryman.observability.setup import Observability
 from ferryman.providers.base import Provider, ProviderMessage
@@ -37,6 +37,7 @@ from ferryman.providers.docker import docker_provider
 from ferryman.providers.file import FileProvider
 from ferryman.server.entrypoint import EntryPoint, EntryPointSettings
 from ferryman.services import build_load_balancer, build_weighted
+from ferryman.state import StateRegistry
 from ferryman.static import LoadedStatic, StaticConfig
 from ferryman.tasks import spawn
 from ferryman.upstream.pool import UpstreamPools
@@ -165,6 +166,7 @@ class App:
                 update={"routers": {**http.routers, **self.observability.internal_routers()}})})
         self.transport = static_transport(self.static)
         self.pools = UpstreamPools()
+        self.states = StateRegistry()
         internal: dict[str, Handler] = {"noop@internal": NoopService()}
         self.resolvers = Resolvers(self.static)
         if _http_challenge_entry_points(self.static):
@@ -179,6 +181,8 @@ class App:
                 name, model, TransportSettings.from_model(transport), self.pools, transport_name=tname),
             weighted=lambda name, model, children: build_weighted(name, model, children),
             middleware=lambda name, model, nxt: build_middleware(name, model, nxt),
+            router_middleware=lambda name, model, nxt, router: build_middleware(
+                name, model, nxt, MiddlewareContext(router=router, states=self.states)),
             internal=internal,
         )
         self._reported: set[str] = set()
@@ -219,6 +223,7 @@ class App:
         previous, self.snapshot = self.snapshot, snapshot
         self.observability.applied(snapshot, reload=True)
         self.resolvers.routers_changed(snapshot.merged)
+        self.states.sweep()
         if messages:
             self.ready = True
         self._report(snapshot, messages)

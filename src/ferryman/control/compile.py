@@ -29,6 +29,8 @@ class Builders:
     weighted: Callable[[str, Weighted, Mapping[str, Handler]], Handler]
     middleware: Callable[[str, Middleware, Handler], Handler]
     internal: Mapping[str, Handler] = field(default_factory=dict)  # "noop@internal" -> handler
+    #: ``middleware`` that also gets the router name (per-router long-lived state); used when set
+    router_middleware: Callable[[str, Middleware, Handler, str], Handler] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,10 @@ def compile_snapshot(merged: Merged, entry_points: Sequence[str], builders: Buil
                 fail("http.routers", name, f'middleware "{mw_name}" is not available')
                 return None
             try:
-                handler = builders.middleware(mw_name, info.config, handler)
+                if builders.router_middleware is not None:
+                    handler = builders.router_middleware(mw_name, info.config, handler, name)
+                else:
+                    handler = builders.middleware(mw_name, info.config, handler)
             except ConfigError as exc:
                 fail("http.routers", name, f'middleware "{mw_name}": {exc.message or exc}')
                 return None

@@ -502,10 +502,18 @@ class GrpcWeb(Model):
     allow_origins: StrList = ()
 
 
+class CircuitBreaker(Model):
+    expression: str = ""
+    check_period: Duration = 0.1
+    fallback_duration: Duration = 10.0
+    recovery_duration: Duration = 10.0
+    response_code: int = 503
+
+
 #: Middleware types this release implements (typed) — the rest are known, typed loosely.
 IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers", "basicAuth",
     "addPrefix", "stripPrefix", "stripPrefixRegex", "replacePath", "replacePathRegex", "redirectRegex",
-    "rateLimit", "inFlightReq", "contentType", "retry", "compress",
+    "rateLimit", "inFlightReq", "contentType", "retry", "compress", "circuitBreaker",
     "forwardAuth",
     "grpcWeb",
 })
@@ -532,7 +540,7 @@ class Middleware(Model):
     forward_auth: Annotated[ForwardAuth | None, BeforeValidator(empty_section)] = None
     in_flight_req: Annotated[InFlightReq | None, BeforeValidator(empty_section)] = None
     buffering: Section = None
-    circuit_breaker: Section = None
+    circuit_breaker: Annotated[CircuitBreaker | None, BeforeValidator(empty_section)] = None
     compress: Annotated[Compress | None, BeforeValidator(empty_section)] = None
     pass_tls_client_cert: Section = Field(default=None, alias="passTLSClientCert")
     retry: Annotated[Retry | None, BeforeValidator(empty_section)] = None

@@ -24,6 +24,7 @@ from ferryman.errors import ConfigError
 from ferryman.http.exchange import Handler
 from ferryman.middlewares.add_prefix import build_add_prefix
 from ferryman.middlewares.basic_auth import build_basic_auth
+from ferryman.middlewares.circuit_breaker import build_circuit_breaker
 from ferryman.middlewares.compress import build_compress
 from ferryman.middlewares.content_type import build_content_type
 from ferryman.middlewares.forward_auth import build_forward_auth
@@ -39,6 +40,7 @@ from ferryman.middlewares.replace_path_regex import build_replace_path_regex
 from ferryman.middlewares.retry import build_retry
 from ferryman.middlewares.strip_prefix import build_strip_prefix
 from ferryman.middlewares.strip_prefix_regex import build_strip_prefix_regex
+from ferryman.state import StateRegistry
 
 __all__ = [
     "MiddlewareBuilder",
@@ -60,11 +62,16 @@ class MiddlewareContext:
 
     ``lookup`` resolves a middleware reference as written in a ``chain`` (``auth`` or ``auth@file``)
     to its qualified name and model; ``stack`` is the chain being built (cycle detection).
+    ``router`` is the router whose chain is being built and ``states`` the long-lived state registry
+    (:mod:`ferryman.state`) for middlewares that keep history across reloads (``None``: state lives
+    in the built handler only).
     """
 
     lookup: Callable[[str], tuple[str, Middleware] | None] = _no_lookup
     stack: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    router: str = ""
+    states: StateRegistry | None = None
 
 
 #: ``builder(name, section, next, ctx) -> Handler`` where ``section`` is the type's config model.
@@ -116,7 +123,8 @@ def _build_chain(name: str, section: Any, next_handler: Handler, ctx: Middleware
         cycle = " -> ".join((*ctx.stack, name))
         raise ConfigError(f"middleware chain cycle: {cycle}", path=f"http.middlewares.{name}",
                           fix="remove the middleware from its own chain")
-    inner = MiddlewareContext(lookup=ctx.lookup, stack=(*ctx.stack, name), extra=ctx.extra)
+    inner = MiddlewareContext(lookup=ctx.lookup, stack=(*ctx.stack, name), extra=ctx.extra, router=ctx.router,
+                              states=ctx.states)
     builders: list[Callable[[Handler], Handler]] = []
     for reference in section.middlewares:
         resolved = ctx.lookup(reference)
@@ -143,7 +151,12 @@ def _build_ip_white_list(name: str, section: Any, next_handler: Handler) -> Hand
     return build_ip_allow_list(name, section, next_handler, kind="ipWhiteList")
 
 
+def _build_circuit_breaker(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
+    return build_circuit_breaker(name, section, next_handler, ctx.states, ctx.router)
+
+
 register_middleware("chain", _build_chain)
+register_middleware("circuitBreaker", _build_circuit_breaker)
 for _kind, _builder in (
     ("redirectScheme", build_redirect_scheme),
     ("redirectRegex", build_redirect_regex),

@@ -360,6 +360,8 @@ class Backend:
     def close(self) -> None:
         self._closed = True
         with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept thread: the port stops answering
+        with contextlib.suppress(OSError):
             self.listener.close()
         with self._lock:
             for sock in self._socks:

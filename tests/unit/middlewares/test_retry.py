@@ -1,4 +1,5 @@
-"""``retry``: tries again on dial failures (nothing sent), with Traefik's backoff, idempotent methods only."""
+"""``retry``: tries again on dial failures (nothing sent, any method) and on configured statuses (idempotent
+methods unless told), with Traefik's backoff and timeout."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ class FakeLoop:
         self.timers: list[tuple[float, int, Callable[[], object]]] = []
         self.waits: list[float] = []
 
+    def time(self) -> float:
+        return self.now
+
     def call_later(self, delay: float, callback: Callable[[], object], *args: Any) -> None:
         self.waits.append(delay)
         heapq.heappush(self.timers, (self.now + delay, len(self.waits), callback))
@@ -36,22 +40,30 @@ class FakeLoop:
 
 
 class Flaky:
-    """Stands for the load balancer + pool: the first ``failures`` tries fail to connect."""
+    """Stands for the load balancer + pool: the first ``failures`` tries fail to connect, then the
+    backend answers the statuses of ``answers`` in turn (200 once they are used up)."""
 
-    def __init__(self, failures: int, status: int = 502) -> None:
+    def __init__(self, failures: int, status: int = 502, answers: list[int] | None = None,
+                 loop: FakeLoop | None = None, latency: float = 0.0) -> None:
         self.failures = failures
         self.status = status
+        self.answers = list(answers or [])
         self.tries = 0
+        self.loop = loop
+        self.latency = latency
 
     def handle(self, ex: Exchange) -> None:
         self.tries += 1
+        if self.loop is not None:
+            self.loop.now += self.latency
         if self.tries <= self.failures:
             listener = ex.producer  # what the pool does on a failed dial
             if not (isinstance(listener, DialFailureListener) and listener.dial_failed(ex, self.status)):
                 ex.respond(self.status, (), b"Bad Gateway", content_type=None)
             return
         ex.set_producer(None)  # a connection took over
-        ex.respond(200, (), b"ok")
+        status = self.answers.pop(0) if self.answers else 200
+        ex.respond(status, ((b"X-Try", str(self.tries).encode()),), b"answer %d" % self.tries)
 
 
 def _build(config: dict[str, Any], nxt: Handler, loop: FakeLoop | None = None) -> Handler:
@@ -61,13 +73,19 @@ def _build(config: dict[str, Any], nxt: Handler, loop: FakeLoop | None = None) -
 
 
 def _run(config: dict[str, Any], backend: Flaky, method: str = "GET",
-         loop: FakeLoop | None = None) -> int:
+         loop: FakeLoop | None = None, body: bool = False) -> int:
     loop = loop or FakeLoop()
     handler = _build(config, backend, loop)
-    ex, down = case_exchange({"method": method, "url": "/", "host": "h", "headers": {}, "remote_addr": "1.2.3.4:5"})
+    headers = {"Content-Length": ["4"]} if body else {}
+    ex, down = case_exchange({"method": method, "url": "/", "host": "h", "headers": headers,
+                              "remote_addr": "1.2.3.4:5"})
+    if body:
+        ex.body_length = 4
     handler.handle(ex)
     loop.run()
-    return next(int(v[0]) for k, v in down.calls if k == "head")
+    heads = [v for k, v in down.calls if k == "head"]
+    assert len(heads) == 1  # exactly one answer reaches the client
+    return int(heads[0][0])
 
 
 def test_retries_until_a_backend_is_reached() -> None:
@@ -84,17 +102,55 @@ def test_one_attempt_and_disabled_network_retries_pass_through() -> None:
     assert _run({"attempts": 1}, backend) == 502 and backend.tries == 1
     assert isinstance(build_middleware("r", mw("retry", {"attempts": 1}), backend), RetryHandler)
     backend = Flaky(1)
-    assert _run({"attempts": 3, "disableRetryOnNetworkError": True}, backend) == 502 and backend.tries == 1
+    assert _run({"attempts": 3, "disableRetryOnNetworkError": True, "status": ["500"]}, backend) == 502
+    assert backend.tries == 1
 
 
 @pytest.mark.parametrize("method", ["POST", "PATCH", "LOCK"])
-def test_non_idempotent_methods_need_the_option(method: str) -> None:
+def test_network_errors_are_retried_for_every_method(method: str) -> None:
+    # Traefik 3.7: nothing reached the backend, so even a POST is safe to send again.
     backend = Flaky(1)
-    assert _run({"attempts": 3}, backend, method) == 502 and backend.tries == 1
-    backend = Flaky(1)
-    assert _run({"attempts": 3, "retryNonIdempotentMethod": True}, backend, method) == 200 and backend.tries == 2
-    backend = Flaky(1)
-    assert _run({"attempts": 3}, backend, "PUT") == 200  # PUT and DELETE are idempotent
+    assert _run({"attempts": 3}, backend, method, body=True) == 200 and backend.tries == 2
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH", "LOCK"])
+def test_status_retries_need_the_option_for_non_idempotent_methods(method: str) -> None:
+    backend = Flaky(0, answers=[503, 200])
+    assert _run({"attempts": 3, "status": ["503"]}, backend, method) == 503 and backend.tries == 1
+    backend = Flaky(0, answers=[503, 200])
+    assert _run({"attempts": 3, "status": ["503"], "retryNonIdempotentMethod": True}, backend, method) == 200
+    assert backend.tries == 2
+    backend = Flaky(0, answers=[503, 200])
+    assert _run({"attempts": 3, "status": ["503"]}, backend, "PUT") == 200  # PUT and DELETE are idempotent
+
+
+def test_status_ranges_retry_until_the_last_attempt() -> None:
+    backend = Flaky(0, answers=[500, 404, 200])
+    assert _run({"attempts": 4, "status": ["400-499", "500-599"]}, backend) == 200 and backend.tries == 3
+    backend = Flaky(0, answers=[500, 502, 503, 504])
+    assert _run({"attempts": 3, "status": ["500-599"]}, backend) == 503 and backend.tries == 3
+    backend = Flaky(0, answers=[418])
+    assert _run({"attempts": 3, "status": ["500-599"]}, backend) == 418 and backend.tries == 1
+    backend = Flaky(1, answers=[503, 200])  # a dial failure, then a retried status, then success
+    assert _run({"attempts": 3, "status": ["503"]}, backend) == 200 and backend.tries == 3
+    backend = Flaky(1, answers=[200])  # status only: network errors are not retried
+    assert _run({"attempts": 3, "status": ["503"], "disableRetryOnNetworkError": True}, backend) == 502
+
+
+def test_a_request_with_a_body_is_not_retried_on_status() -> None:
+    # Traefik replays bodies up to maxRequestBodyBytes; ferryman does not replay bodies (yet).
+    backend = Flaky(0, answers=[503, 200])
+    assert _run({"attempts": 3, "status": ["503"]}, backend, "PUT", body=True) == 503 and backend.tries == 1
+
+
+def test_timeout_stops_retrying() -> None:
+    loop = FakeLoop()
+    backend = Flaky(0, answers=[503] * 10, loop=loop, latency=0.4)
+    assert _run({"attempts": 10, "status": ["503"], "timeout": "1s"}, backend, loop=loop) == 503
+    assert backend.tries == 3  # tries at 0.4s and 0.8s are retried; the one at 1.2s is past the timeout
+    loop = FakeLoop()
+    backend = Flaky(10, loop=loop, latency=0.3)
+    assert _run({"attempts": 10, "timeout": "1s"}, backend, loop=loop) == 502 and backend.tries == 4
 
 
 def test_backoff_waits_grow_to_at_most_twice_the_initial_interval() -> None:
@@ -130,8 +186,9 @@ def test_a_client_gone_during_the_backoff_stops_the_retries() -> None:
 def test_config_errors() -> None:
     for config, message in (({}, "incorrect (or empty) value for attempt (0)"),
                             ({"attempts": -1}, "incorrect (or empty) value for attempt (-1)"),
-                            ({"attempts": 2, "status": ["500-599"]}, "not implemented yet"),
-                            ({"attempts": 2, "timeout": "5s"}, "not implemented yet")):
+                            ({"attempts": 2, "disableRetryOnNetworkError": True},
+                             "retry middleware requires at least HTTP status codes or retry on TCP"),
+                            ({"attempts": 2, "status": ["5xx"]}, "invalid status '5xx'")):
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
             _build(config, Flaky(0))
     _build({"attempts": 2, "maxRequestBodyBytes": 1024}, Flaky(0))
