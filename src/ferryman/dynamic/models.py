@@ -406,8 +406,18 @@ class SourceCriterion(Model):
         return empty_section(value)
 
 
+class ClientTLS(Model):
+    """``forwardAuth.tls``: CA, cert and key are file paths or PEM contents."""
+
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+    insecure_skip_verify: bool = False
+    ca_optional: bool | None = None  # deprecated, ignored (a server-side option)
+
+
 class RateLimitRedis(Model):
-    """``rateLimit.redis`` (accepted; the redis-backed limiter is not implemented yet)."""
+    """``rateLimit.redis``: a limit shared by every instance using the same redis."""
 
     endpoints: StrList = ("localhost:6379",)
     username: str = ""
@@ -419,7 +429,7 @@ class RateLimitRedis(Model):
     read_timeout: Duration = 3.0
     write_timeout: Duration = 3.0
     dial_timeout: Duration = 5.0
-    tls: Section = None
+    tls: Annotated[ClientTLS | None, BeforeValidator(empty_section)] = None
 
 
 class RateLimit(Model):
@@ -469,16 +479,6 @@ class Retry(Model):
     status: StrList = ()
     disable_retry_on_network_error: bool = False
     retry_non_idempotent_method: bool = False
-
-
-class ClientTLS(Model):
-    """``forwardAuth.tls``: CA, cert and key are file paths or PEM contents."""
-
-    ca: str = ""
-    cert: str = ""
-    key: str = ""
-    insecure_skip_verify: bool = False
-    ca_optional: bool | None = None  # deprecated, ignored (a server-side option)
 
 
 class ForwardAuth(Model):

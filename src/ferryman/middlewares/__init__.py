@@ -155,7 +155,12 @@ def _build_circuit_breaker(name: str, section: Any, next_handler: Handler, ctx: 
     return build_circuit_breaker(name, section, next_handler, ctx.states, ctx.router)
 
 
+def _build_rate_limit(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
+    return build_rate_limit(name, section, next_handler, states=ctx.states)
+
+
 register_middleware("chain", _build_chain)
+register_middleware("rateLimit", _build_rate_limit)
 register_middleware("circuitBreaker", _build_circuit_breaker)
 for _kind, _builder in (
     ("redirectScheme", build_redirect_scheme),
@@ -169,7 +174,6 @@ for _kind, _builder in (
     ("ipWhiteList", _build_ip_white_list),
     ("headers", build_headers),
     ("basicAuth", build_basic_auth),
-    ("rateLimit", build_rate_limit),
     ("inFlightReq", build_in_flight_req),
     ("contentType", build_content_type),
     ("retry", build_retry),

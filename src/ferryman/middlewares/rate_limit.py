@@ -5,8 +5,8 @@ Build time (``New``): ``rate = average / period`` (``period`` 0 or unset is 1s, 
 ``maxDelay`` = 500ms when the rate is below 1/s, else ``1s / (2 * int(rate))`` (Go's integer
 ``time.Duration`` division), and the bucket TTL (2s from 1/s up, ``1 + int(1/rate)`` seconds below).
 The source comes from ``sourceCriterion`` (:mod:`ferryman.middlewares.source`; the client IP by
-default). A ``redis`` section is refused: the redis-backed limiter is not implemented yet, and a
-router using it is disabled with that message rather than silently limiting per instance.
+default). With a ``redis`` section the buckets live in redis, shared by every instance
+(:mod:`ferryman.middlewares.rate_limit_redis`); the rest of this docstring is the in-memory limiter.
 
 Per request, ``golang.org/x/time/rate``'s ``Reserve`` on the source's bucket (a new bucket starts
 full): when the reservation's delay is at most ``maxDelay`` the request waits it out -- a
@@ -34,7 +34,9 @@ from typing import Any, Final, Protocol
 from ferryman.dynamic.models import RateLimit
 from ferryman.errors import ConfigError
 from ferryman.http.exchange import Exchange, Handler
+from ferryman.middlewares.rate_limit_redis import RedisRateLimitHandler, redis_buckets
 from ferryman.middlewares.source import SourceExtractor, compile_source
+from ferryman.state import StateRegistry
 from ferryman.types import go_duration_ns as go_duration
 
 __all__ = ["MAX_SOURCES", "Clock", "RateLimitHandler", "TokenBucket", "build_rate_limit", "go_duration"]
@@ -163,11 +165,9 @@ class RateLimitHandler:
             buckets.popitem(last=False)
 
 
-def build_rate_limit(name: str, config: RateLimit, next_handler: Handler, clock: Clock | None = None) -> Handler:
+def build_rate_limit(name: str, config: RateLimit, next_handler: Handler, clock: Clock | None = None,
+                     states: StateRegistry | None = None) -> Handler:
     path = f"http.middlewares.{name}.rateLimit"
-    if config.redis is not None:
-        raise ConfigError("redis-backed rateLimit is not implemented yet", path=f"{path}.redis",
-                          fix="remove redis to limit in memory (per router, per ferryman instance)")
     extract = compile_source(config.source_criterion, f"{path}.sourceCriterion", default="ip")
     if config.period < 0:
         raise ConfigError(f"negative value not valid for period: {config.period:g}s", path=f"{path}.period",
@@ -184,4 +184,9 @@ def build_rate_limit(name: str, config: RateLimit, next_handler: Handler, clock:
         ttl += 1
     elif rate > 0:
         ttl += int(1 / rate)
+    if config.redis is not None:
+        if rate == math.inf:
+            return next_handler  # Traefik's redis limiter allows everything without asking redis
+        buckets = redis_buckets(config.redis, f"{path}.redis", states)
+        return RedisRateLimitHandler(name, next_handler, rate, burst, max_delay_ns, ttl, extract, buckets)
     return RateLimitHandler(name, next_handler, rate, burst, max_delay_ns, float(ttl), extract, clock)
