@@ -175,6 +175,7 @@ class Running:
     host: str = BENCH_HOST
     startup_s: float = 0.0
     info: Json = field(default_factory=dict)
+    path: str = "/"
 
 
 class Bench:
@@ -358,10 +359,10 @@ class Bench:
         runs: dict[str, list[Json]] = {name: [] for name in targets}
         if self.args.warmup > 0:
             for r in targets.values():
-                self.wrk(r.port, r.host, self.args.warmup)
+                self.wrk(r.port, r.host, self.args.warmup, r.path)
         for rnd in range(1, rounds + 1):
             for name, r in targets.items():
-                res = self.wrk(r.port, r.host, duration)
+                res = self.wrk(r.port, r.host, duration, r.path)
                 res["round"] = rnd
                 runs[name].append(res)
                 flag = "" if res["valid"] else "  ! INVALID " + _why_invalid(res)
@@ -440,25 +441,28 @@ def ensure_tools(args: argparse.Namespace) -> None:
         say(f"! could not install tools: {exc} {detail[-300:]}")
 
 
-def start_nginx_proxy(b: Bench, label: str) -> Running:
+def start_nginx_proxy(b: Bench, label: str, http_extra: str = "", location_extra: str = "",
+                      path: str = "/") -> Running:
     if not shutil.which("nginx"):
         raise Skip("nginx not on PATH")
     proc, port = b.start_nginx(
         label,
         PROXY_CORE,
         f"    upstream backend {{ server 127.0.0.1:{b.backend_port}; keepalive 64; keepalive_requests 1000000; }}\n"
+        f"{http_extra}"
         "    server {\n"
         "        listen 127.0.0.1:@PORT@ backlog=4096;\n"
         f"        server_name {BENCH_HOST};\n"
         "        location / {\n"
+        f"{location_extra}"
         "            proxy_pass http://backend;\n"
         "            proxy_http_version 1.1;\n"
         '            proxy_set_header Connection "";\n'
         "        }\n"
         "    }\n",
     )
-    startup = b.wait_ready(proc, port, BENCH_HOST, 10)
-    return Running(label, port, proc, startup_s=startup)
+    startup = b.wait_ready(proc, port, BENCH_HOST, 10, path)
+    return Running(label, port, proc, startup_s=startup, path=path)
 
 
 def start_caddy(b: Bench, label: str) -> Running:
@@ -539,6 +543,7 @@ def start_traefik_like(
     dynamic: Json | None = None,
     host: str = BENCH_HOST,
     deadline: float = 60,
+    path: str = "/",
 ) -> Running:
     """Traefik and ferryman read the very same files: traefik.yml + dynamic/routes.yml."""
     if not binary.exists():
@@ -552,8 +557,8 @@ def start_traefik_like(
     static = cfg / "traefik.yml"
     static.write_text(yaml_dump(traefik_static(port, dyn)) + "\n")
     proc = b.spawn(label, b.pinned(PROXY_CORE, [str(binary), f"--configFile={static}"]))
-    startup = b.wait_ready(proc, port, host, deadline)
-    return Running(label, port, proc, host=host, startup_s=startup, info={"routes": routes, "cfg": cfg})
+    startup = b.wait_ready(proc, port, host, deadline, path)
+    return Running(label, port, proc, host=host, startup_s=startup, info={"routes": routes, "cfg": cfg}, path=path)
 
 
 def start_traefik(b: Bench, label: str, **kw: Any) -> Running:
@@ -760,6 +765,72 @@ def scenario_routes10k(b: Bench) -> Json:
             "startup_s_many": startup_many,
             "apply_change": ap,
         }
+    return result
+
+
+#: The 5-middleware chain of scenario "chain5" (Traefik keys; ferryman and Traefik read the same file).
+CHAIN5_MIDDLEWARES: Json = {
+    "hdrs": {"headers": {"customRequestHeaders": {"X-Bench": "1"},
+                         "customResponseHeaders": {"X-Frame-Options": "DENY"}}},
+    "strip": {"stripPrefix": {"prefixes": ["/api"]}},
+    "prefix": {"addPrefix": {"prefix": "/v1"}},
+    "allow": {"ipAllowList": {"sourceRange": ["127.0.0.1/32", "10.0.0.0/8"]}},
+    "limit": {"rateLimit": {"average": 100000000, "burst": 100000000}},
+}
+#: What nginx does for the same chain (same request and response rewriting, same checks).
+CHAIN5_NGINX_HTTP = "    limit_req_zone $binary_remote_addr zone=high:1m rate=100000000r/s;\n"
+CHAIN5_NGINX_LOCATION = (
+    "            allow 127.0.0.1/32; allow 10.0.0.0/8; deny all;\n"
+    "            limit_req zone=high burst=100000000 nodelay;\n"
+    "            rewrite ^/api(/.*)?$ /v1$1 break;\n"
+    "            proxy_set_header X-Bench 1;\n"
+    "            proxy_set_header X-Forwarded-Prefix /api;\n"
+    "            add_header X-Frame-Options DENY;\n"
+)
+CHAIN5_PATH = "/api/x"
+
+
+def chain_dynamic(backend_port: int, chain: bool) -> Json:
+    cfg = simple_dynamic(backend_port)
+    if chain:
+        cfg["http"]["routers"]["bench"]["middlewares"] = list(CHAIN5_MIDDLEWARES)
+        cfg["http"]["middlewares"] = CHAIN5_MIDDLEWARES
+    return cfg
+
+
+@scenario("chain5")
+def scenario_chain5(b: Bench) -> Json:
+    """The cost of a 5-middleware chain (headers, stripPrefix, addPrefix, ipAllowList, rateLimit) vs none."""
+    with running(b) as started:
+        for name in (c for c in ("nginx", "traefik", "ferryman") if c in b.args.only):
+            for chain in (False, True):
+                label = f"{name}-{5 if chain else 0}"
+                if name == "nginx":
+                    extra = {"http_extra": CHAIN5_NGINX_HTTP, "location_extra": CHAIN5_NGINX_LOCATION} \
+                        if chain else {}
+                    r = b.start(name, label, path=CHAIN5_PATH, **extra)
+                else:
+                    r = b.start(name, label, dynamic=chain_dynamic(b.backend_port, chain), path=CHAIN5_PATH)
+                if r:
+                    started[label] = r
+        if not started:
+            return {"error": "no contender could start"}
+        runs = b.interleave(started, b.args.rounds, b.args.duration)
+    summaries = {n: summarize(rs) for n, rs in runs.items()}
+    ratios = print_table(f"chain5: GET {CHAIN5_PATH}, no middleware (-0) vs 5 (-5), medians", summaries,
+                         ["ferryman-0", "traefik-0", "nginx-0"])
+    result: Json = {"contenders": {}}
+    say()
+    for name in ("nginx", "traefik", "ferryman"):
+        zero, five = summaries.get(f"{name}-0"), summaries.get(f"{name}-5")
+        if not zero or not five:
+            continue
+        r_ = ratio(five, zero)
+        say(f"{name:<10} with the chain / without: {fmt(r_, '.3f')}x "
+            f"(cost {fmt(None if r_ is None else (1 - r_) * 100, '.1f')}%)")
+        result["contenders"][name] = {"none": {"summary": zero, "runs": runs[f"{name}-0"]},
+                                      "chain": {"summary": five, "runs": runs[f"{name}-5"]},
+                                      "ratio_chain_vs_none": r_, "ratios": ratios.get(f"{name}-5")}
     return result
 
 

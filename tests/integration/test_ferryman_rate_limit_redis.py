@@ -25,6 +25,7 @@ from ferryman.middlewares.rate_limit_redis import RedisRateLimitHandler
 from ferryman.types import parse_duration
 from tests.integration.conftest import StartFerryman
 from tests.support.ferryman import Ferryman
+from tests.support.pebble import write_listener_pki
 from tests.support.procs import ProcessGroup, poll_until
 from tests.support.redis import RedisServer
 from tests.unit.middlewares.conformance_support import Upstream
@@ -120,12 +121,12 @@ def get(fm: Ferryman) -> tuple[int, bytes, dict[str, str]]:
         conn.close()
 
 
-def routes(endpoint: str, backend: int) -> dict[str, Any]:
+def routes(endpoint: str, backend: int, **redis: Any) -> dict[str, Any]:
     # 5 per minute (1 token every 12 s: no refill during the test, maxDelay 500 ms), burst 6.
     return {"http": {
         "routers": {"app": {"rule": "Host(`app`)", "service": "s", "middlewares": ["shared"]}},
-        "middlewares": {"shared": {"rateLimit": {"average": 5, "period": "1m", "burst": 6,
-                                                 "redis": {"endpoints": [endpoint], "dialTimeout": "1s"}}}},
+        "middlewares": {"shared": {"rateLimit": {"average": 5, "period": "1m", "burst": 6, "redis": {
+            "endpoints": [endpoint], "dialTimeout": "1s", **redis}}}},
         "services": {"s": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{backend}"}]}}}}}
 
 
@@ -159,3 +160,24 @@ def test_redis_down_answers_500_then_recovers(ferryman: StartFerryman, redis_ser
     assert fm.proc is not None and fm.proc.poll() is None
     redis_server.start()  # same port, empty: the bucket starts full again
     poll_until(lambda: get(fm)[0] == 200, 10, what="requests passing once redis is back")
+
+
+def test_redis_over_tls(ferryman: StartFerryman, tmp_path: Path, procs: ProcessGroup, hello: Any) -> None:
+    server = RedisServer(tmp_path / "redis-tls", group=procs, tls=True).start()
+    assert server.pki is not None
+    backend = hello("v1")
+    fm = ferryman(dynamic=routes(server.endpoint, backend, tls={"ca": str(server.pki[0])}, db=3,
+                                 poolSize=4, minIdleConns=2, readTimeout="2s", writeTimeout="2s"))
+    statuses = [get(fm)[0] for _ in range(8)]
+    assert statuses == [200] * 6 + [429] * 2
+    with server.client() as c:
+        assert c.execute_command("KEYS", "*") == []  # nothing in db 0
+        c.execute_command("SELECT", 3)
+        assert c.execute_command("KEYS", "rate:*") == [b"rate:shared@file:127.0.0.1"]
+    # a CA that did not sign the server's certificate: the handshake fails, Traefik's 500
+    other_ca, _, _ = write_listener_pki(tmp_path / "other-pki")
+    mark = fm.mark()
+    fm.write_dynamic("routes.yml", routes(server.endpoint, backend, tls={"ca": str(other_ca)}))
+    fm.wait_for(lambda e: e.get("message") == "configuration applied", 10, start=mark)
+    assert get(fm)[:2] == (500, b"Could not insert/update bucket\n")
+    server.stop()

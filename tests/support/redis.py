@@ -19,18 +19,22 @@ from typing import Any
 
 import redis
 
+from tests.support.pebble import write_listener_pki
 from tests.support.procs import Proc, ProcessGroup, free_port, poll_until
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 class RedisServer:
-    def __init__(self, workdir: Path, *, group: ProcessGroup) -> None:
+    def __init__(self, workdir: Path, *, group: ProcessGroup, tls: bool = False) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.group = group
         self.port = 0
         self.proc: Proc | None = None
+        #: with ``tls``: (ca.pem, cert.pem, key.pem) -- a CA and a 127.0.0.1 certificate; the server
+        #: then listens with TLS only (clients are not asked for a certificate)
+        self.pki = write_listener_pki(workdir / "pki") if tls else None
 
     @property
     def endpoint(self) -> str:
@@ -41,7 +45,12 @@ class RedisServer:
         for _ in range(5):
             port = self.port or free_port()
             log = (self.workdir / "redis.log").open("ab")
-            proc = self.group.spawn([REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+            listen = ["--port", str(port)]
+            if self.pki is not None:
+                ca, cert, key = self.pki
+                listen = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert),
+                          "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"]
+            proc = self.group.spawn([REDIS_SERVER, "--bind", "127.0.0.1", *listen, "--save", "",
                                      "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no"],
                                     stdout=log, stderr=subprocess.STDOUT)
             log.close()
@@ -58,7 +67,8 @@ class RedisServer:
                            + (self.workdir / "redis.log").read_text(errors="replace")[-2000:])
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2, socket_connect_timeout=2)
+        tls: dict[str, Any] = {} if self.pki is None else {"ssl": True, "ssl_ca_certs": str(self.pki[0])}
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2, socket_connect_timeout=2, **tls)
 
     def cli(self, *args: Any) -> Any:
         with self.client() as client:

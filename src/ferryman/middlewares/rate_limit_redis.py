@@ -118,23 +118,27 @@ def _pem_file(value: str, suffix: str) -> str:
     return name
 
 
-def _ssl_context(tls: ClientTLS, path: str) -> ssl.SSLContext:
+def _ssl_options(tls: ClientTLS, path: str) -> dict[str, Any]:
+    """redis-py's ``ssl_*`` connection options for Traefik's ``ClientTLS`` (checked here, at build
+    time, by loading them once)."""
+    options: dict[str, Any] = {}
+    if tls.ca:
+        options["ssl_ca_data" if "-----BEGIN" in tls.ca else "ssl_ca_certs"] = tls.ca
+    if tls.cert or tls.key:
+        options["ssl_certfile"] = _pem_file(tls.cert, ".crt")
+        options["ssl_keyfile"] = _pem_file(tls.key, ".key")
+    if tls.insecure_skip_verify:
+        options["ssl_cert_reqs"] = "none"
+        options["ssl_check_hostname"] = False
     try:
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-        if tls.ca:
-            if "-----BEGIN" in tls.ca:
-                ctx.load_verify_locations(cadata=tls.ca)
-            else:
-                ctx.load_verify_locations(cafile=tls.ca)
-        if tls.cert or tls.key:
-            ctx.load_cert_chain(_pem_file(tls.cert, ".crt"), _pem_file(tls.key, ".key"))
-        if tls.insecure_skip_verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=options.get("ssl_ca_certs"),
+                                         cadata=options.get("ssl_ca_data"))
+        if "ssl_certfile" in options:
+            ctx.load_cert_chain(options["ssl_certfile"], options["ssl_keyfile"])
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise ConfigError(f"creating TLS config: {exc}", path=path,
                           fix="check the ca/cert/key files (paths or PEM contents)") from None
-    return ctx
+    return options
 
 
 class RedisBuckets:
@@ -162,8 +166,7 @@ class RedisBuckets:
 
             extra: dict[str, Any] = {}
             if config.tls is not None:
-                extra["ssl"] = True
-                extra["ssl_context"] = _ssl_context(config.tls, f"{path}.tls")
+                extra = {"ssl": True, **_ssl_options(config.tls, f"{path}.tls")}
             self.client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in endpoints],
                                        max_connections=limit, **common, **extra)
         else:
@@ -172,7 +175,7 @@ class RedisBuckets:
             connection_class: type[Connection] = Connection
             if config.tls is not None:
                 connection_class = SSLConnection
-                kwargs["ssl_context"] = _ssl_context(config.tls, f"{path}.tls")
+                kwargs.update(_ssl_options(config.tls, f"{path}.tls"))
             pool = BlockingConnectionPool(connection_class=connection_class, max_connections=limit,
                                           timeout=(socket_timeout or 3.0) + 1.0, **kwargs)
             self.client = Redis(connection_pool=pool)

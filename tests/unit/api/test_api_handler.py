@@ -258,8 +258,9 @@ http:
     s1 = ask(api, "/api/http/services/s1@file").json()["loadBalancer"]
     assert s1["healthCheck"]["interval"] == "10s" and s1["sticky"] == {"cookie": {"path": "/"}}
     assert ask(api, "/api/http/services/s4@file").json()["type"] == "highestrandomweight"
-    assert ask(api, "/api/http/middlewares/m4@file").json()["circuitBreaker"] == {
-        "expression": "NetworkErrorRatio() > 0.5"}
+    assert ask(api, "/api/http/middlewares/m4@file").json()["circuitBreaker"] == {  # with Traefik's SetDefaults
+        "expression": "NetworkErrorRatio() > 0.5", "checkPeriod": "100ms", "fallbackDuration": "10s",
+        "recoveryDuration": "10s", "responseCode": 503}
     assert ask(api, "/api/http/middlewares/m5@file").json()["compress"] == {}
     assert ask(api, "/api/rawdata").status == 200
     overview = ask(api, "/api/overview").json()
