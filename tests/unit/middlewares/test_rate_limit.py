@@ -142,18 +142,20 @@ def test_rate_limit_derived(case: dict[str, Any]) -> None:
 REQUEST_COST = 50e-6
 
 
-def _simulate(config: dict[str, Any], duration: float, rps: int, initial: int) -> int:
-    loop = FakeLoop()
-    upstream = Upstream()
-    handler = _build(config, upstream, loop)
+def drive_load(loop: FakeLoop, upstream: Upstream, send: Callable[[Exchange], None], duration: float, rps: int,
+               initial: int) -> int:
+    """Traefik's load test on simulated time from ``loop.now``: requests at ``rps`` (after ``initial``
+    forwarded ones sent as fast as possible); ``send(ex)`` hands one to the middleware and a delayed
+    request holds the client until it is forwarded (Go's ``time.Sleep``). Returns how many were forwarded."""
+    start = loop.now
     period = 1.0 / rps
-    next_tick = period
-    while loop.now <= duration:
+    next_tick = start + period
+    while loop.now - start <= duration:
         ex, down = _request()
-        handler.handle(ex)
-        while not _status(down) and loop.pending():  # the delayed request holds the client (time.Sleep)
+        send(ex)
+        while not _status(down) and loop.pending():
             loop.run_next()
-        assert _status(down) in (200, 429)
+        assert _status(down) in (200, 429), down.calls
         loop.advance(REQUEST_COST)
         if len(upstream.seen) < initial:
             continue  # hammer as fast as possible first
@@ -164,6 +166,13 @@ def _simulate(config: dict[str, Any], duration: float, rps: int, initial: int) -
             loop.advance(next_tick - loop.now)
             next_tick += period
     return len(upstream.seen)
+
+
+def _simulate(config: dict[str, Any], duration: float, rps: int, initial: int) -> int:
+    loop = FakeLoop()
+    upstream = Upstream()
+    handler = _build(config, upstream, loop)
+    return drive_load(loop, upstream, handler.handle, duration, rps, initial)
 
 
 MEMORY_LOAD = [c for c in LOAD if c["backend"] == "in-memory"]
