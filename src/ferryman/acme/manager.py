@@ -39,6 +39,7 @@ from ferryman.acme.renewal import backoff, renew_at
 from ferryman.acme.storage import AcmeStorage, StorageError, StoredAccount, StoredCert
 from ferryman.acme.tlsalpn import challenge_context
 from ferryman.dynamic.models import Certificate, Configuration, TLSConfiguration
+from ferryman.observability import events
 from ferryman.providers.base import ProviderMessage
 from ferryman.tasks import spawn
 
@@ -406,25 +407,26 @@ class Resolver:
             delay = backoff(item.failures, ",".join(item.domains))
             item.due = time.time() + delay
             item.error = str(exc) if isinstance(exc, (AcmeError, StorageError)) else repr(exc)
-            log.error("certificate resolver %s: cannot %s a certificate for %s (routers %s): %s; retry %d in "
-                      "%.0fs%s", self.name, "renew" if renewing else "obtain", ", ".join(item.domains),
-                      ", ".join(item.routers) or "-", item.error, item.failures, delay,
-                      "; the current certificate keeps serving" if renewing else
-                      "; the default certificate is served meanwhile",
-                      extra=_fields(resolver=self.name, domains=list(item.domains), retryIn=round(delay, 1)))
+            events.emit(logging.ERROR, "cannot renew certificate" if renewing else "cannot obtain certificate",
+                        "certificate.failed", resolver=self.name, providerName=self.provider,
+                        domains=list(item.domains), routers=item.routers or None, error=item.error,
+                        renewal=renewing, retries=item.failures, retryIn=round(delay, 1),
+                        serving="the current certificate" if renewing else "the default certificate")
             return
         item.failures = 0
         item.error = ""
         await self._adopt(cert, item)
         self._publish()
-        leaf = _leaf(cert)
-        log.info("certificate resolver %s: %s certificate for %s%s, valid until %s, renewal at %s",
-                 self.name, "reused stored" if reused else ("renewed" if renewing else "obtained"),
-                 ", ".join(item.domains), f" in {time.monotonic() - started:.1f}s" if not reused else "",
-                 leaf.not_valid_after_utc.isoformat() if leaf else "?",
-                 datetime.datetime.fromtimestamp(item.due, datetime.UTC).isoformat(),
-                 extra=_fields(resolver=self.name, domains=list(item.domains), reused=reused,
-                               renewed=renewing and not reused))
+        not_after = item.not_after
+        if reused:
+            log.info("certificate resolver %s: reused the stored certificate for %s (another instance obtained it)",
+                     self.name, ", ".join(item.domains), extra=_fields(resolver=self.name, domains=list(item.domains)))
+        elif renewing:
+            events.certificate_renewed(self.name, item.domains, not_after=not_after)
+        else:
+            events.certificate_obtained(self.name, item.domains, not_after=not_after)
+        log.debug("certificate resolver %s: %s done in %.1fs, next renewal at %s", self.name, ",".join(item.domains),
+                  time.monotonic() - started, datetime.datetime.fromtimestamp(item.due, datetime.UTC).isoformat())
 
     def _publish(self) -> None:
         seen: set[int] = set()

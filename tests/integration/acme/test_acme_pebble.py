@@ -3,16 +3,25 @@ renewals and failures, with ferryman's real entry points answering pebble's vali
 
 from __future__ import annotations
 
+import base64
+import datetime
+import fcntl
+import http.client
 import json
 import os
+import ssl
 import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from cryptography import x509
+
+from ferryman.acme.storage import AcmeStorage, StoredCert
 from tests.integration.conftest import StartFerryman
+from tests.integration.tls.pki import CA, Pair
 from tests.support.acme import acme_resolver, dynamic_https, leaf_of, served_chain, wait_https
 from tests.support.pebble import PebbleFactory
-from tests.support.procs import free_port
+from tests.support.procs import free_port, http_request, poll_until
 
 
 def _static(web: int, websecure: int, resolvers: dict[str, object]) -> dict[str, object]:
@@ -42,7 +51,8 @@ def test_http01_issues_a_certificate_chaining_to_pebbles_root(
     [cert] = entry["Certificates"]
     assert cert["domain"] == {"main": "example.com", "sans": ["www.example.com"]}
     assert cert["Store"] == "default"
-    fm.wait_for(lambda e: "obtained certificate for example.com" in str(e.get("message")))
+    obtained = fm.wait_for(lambda e: e.get("event") == "certificate.obtained")
+    assert obtained["domains"] == ["example.com", "www.example.com"] and obtained["resolver"] == "le"
 
 
 def test_tls_alpn01_issues_and_a_restart_reuses_acme_json(
@@ -56,7 +66,7 @@ def test_tls_alpn01_issues_and_a_restart_reuses_acme_json(
     wait_https("alpn.example.net", websecure, ca.root_file, expect="Hello from alpn")
     first = served_chain(websecure, "alpn.example.net")
     ca.verify_chain(first, "alpn.example.net")
-    fm.wait_for(lambda e: "obtained certificate for alpn.example.net" in str(e.get("message")))
+    fm.wait_for(lambda e: e.get("event") == "certificate.obtained" and e.get("domains") == ["alpn.example.net"])
     fm.stop()
 
     again = ferryman(static, dynamic, env=ca.env)
@@ -64,3 +74,124 @@ def test_tls_alpn01_issues_and_a_restart_reuses_acme_json(
     wait_https("alpn.example.net", websecure, ca.root_file, expect="Hello from alpn")
     assert leaf_of(served_chain(websecure, "alpn.example.net")).serial_number == leaf_of(first).serial_number
     assert not any("ordering a certificate" in str(e.get("message")) for e in again.lines)
+
+
+def _store_cert(storage: Path, resolver: str, pair: Pair, domains: tuple[str, ...], *, lock: bool = True) -> None:
+    cert = StoredCert(main=domains[0], sans=domains[1:], certificate=pair.cert_pem.encode(),
+                      key=pair.key_pem.encode())
+    AcmeStorage(storage).update(resolver, lambda acc, certs: (acc, [*certs, cert]), lock=lock)
+
+
+def test_renewal_swaps_the_certificate_live_without_dropping_connections(
+        pebble: PebbleFactory, ferryman: StartFerryman, hello: Callable[[str], int], tmp_path: Path) -> None:
+    web, websecure = free_port(), free_port()
+    ca = pebble.start(http_port=web, tls_port=websecure)
+    storage = tmp_path / "acme.json"
+    # a certificate in its last 10 minutes: with certificatesDuration 1 (hour) it is due now
+    old = CA("previous CA").issue("renew.example.org", dns=("renew.example.org",),
+                                  valid=(datetime.timedelta(minutes=-50), datetime.timedelta(minutes=10)))
+    _store_cert(storage, "le", old, ("renew.example.org",))
+    fm = ferryman(_static(web, websecure, {"le": acme_resolver(ca.directory, storage, certificatesDuration=1)}),
+                  dynamic_https("Host(`renew.example.org`)", hello("renewed")), env=ca.env, start=False)
+    fm.start(wait_config=False)
+    # a keep-alive connection opened before the swap (whichever certificate it got)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", websecure, context=ctx, timeout=10)
+    poll_until(lambda: _get(conn, "renew.example.org") == "Hello from renewed\n", 20, what="the first HTTPS answer")
+    sock = conn.sock
+    renewed = fm.wait_for(lambda e: e.get("event") == "certificate.renewed", 60)
+    assert renewed["domains"] == ["renew.example.org"]
+    # the same connection still works after the swap
+    assert _get(conn, "renew.example.org") == "Hello from renewed\n"
+    assert conn.sock is sock  # not reconnected
+    conn.close()
+    wait_https("renew.example.org", websecure, ca.root_file, expect="Hello from renewed")
+    ca.verify_chain(served_chain(websecure, "renew.example.org"), "renew.example.org")
+    [stored] = json.loads(storage.read_text())["le"]["Certificates"]
+    leaf = x509.load_pem_x509_certificate(base64.b64decode(stored["certificate"]))
+    assert leaf.issuer != x509.load_pem_x509_certificate(old.cert_pem.encode()).issuer  # pebble's now
+
+
+def _get(conn: http.client.HTTPSConnection, host: str) -> str:
+    try:
+        conn.request("GET", "/", headers={"Host": host})
+        return conn.getresponse().read().decode()
+    except (OSError, http.client.HTTPException):
+        conn.close()  # the next request reconnects
+        raise
+
+
+def test_acme_json_too_open_is_refused_and_other_routers_keep_serving(
+        ferryman: StartFerryman, hello: Callable[[str], int], tmp_path: Path) -> None:
+    storage = tmp_path / "acme.json"
+    storage.write_text("{}")
+    os.chmod(storage, 0o644)
+    web, websecure = free_port(), free_port()
+    dynamic = dynamic_https("Host(`secure.example.com`)", hello("secure"))
+    dynamic["http"]["routers"]["plain"] = {"rule": "Host(`plain.example.com`)", "entryPoints": ["web"],
+                                           "service": "app"}
+    fm = ferryman(_static(web, websecure, {"le": acme_resolver("https://127.0.0.1:9/dir", storage)}), dynamic)
+    refused = fm.wait_for(lambda e: "cannot be used" in str(e.get("message")))
+    assert f"permissions 644 for {storage} are too open, please use 600" in refused["message"]
+    status, _, body = http_request("127.0.0.1", web, "/", headers={"Host": "plain.example.com"})
+    assert (status, body) == (200, b"Hello from secure\n")
+    leaf = leaf_of(served_chain(websecure, "secure.example.com"))
+    assert leaf.subject.rfc4514_string() == "CN=TRAEFIK DEFAULT CERT"  # the default certificate serves
+    assert stat.S_IMODE(os.stat(storage).st_mode) == 0o644  # left as it is
+
+
+def test_an_unreachable_ca_backs_off_while_other_routers_keep_serving(
+        ferryman: StartFerryman, hello: Callable[[str], int], tmp_path: Path) -> None:
+    web, websecure = free_port(), free_port()
+    closed = free_port()
+    dynamic = dynamic_https("Host(`down.example.com`)", hello("other"))
+    dynamic["http"]["routers"]["plain"] = {"rule": "Host(`plain.example.com`)", "entryPoints": ["web"],
+                                           "service": "app"}
+    fm = ferryman(_static(web, websecure, {"le": acme_resolver(f"https://127.0.0.1:{closed}/dir",
+                                                               tmp_path / "acme.json")}), dynamic)
+    first = fm.wait_for(lambda e: e.get("event") == "certificate.failed", 30)
+    assert first["retries"] == 1 and 5 <= first["retryIn"] <= 6
+    assert "cannot get the ACME directory" in first["error"] and first["domains"] == ["down.example.com"]
+    assert http_request("127.0.0.1", web, "/", headers={"Host": "plain.example.com"})[0] == 200
+    second = fm.wait_for(lambda e: e.get("event") == "certificate.failed" and e.get("retries") == 2, 30)
+    assert 10 <= second["retryIn"] <= 12
+    assert fm.proc is not None and fm.proc.poll() is None  # never crashes
+    assert leaf_of(served_chain(websecure, "down.example.com")).subject.rfc4514_string() == "CN=TRAEFIK DEFAULT CERT"
+
+
+def _waiting_for_flock(pid: int) -> bool:
+    """/proc/locks lists blocked waiters as '-> ... FLOCK ... <pid> ...'."""
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields and "FLOCK" in fields:
+            rest = fields[fields.index("->") + 1:]
+            if len(rest) > 3 and rest[3] == str(pid):
+                return True
+    return False
+
+
+def test_instances_sharing_acme_json_reuse_each_others_certificates(
+        ferryman: StartFerryman, hello: Callable[[str], int], tmp_path: Path) -> None:
+    storage = tmp_path / "acme.json"
+    AcmeStorage(storage).check()
+    lock = os.open(storage.with_name("acme.json.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # "another instance" is issuing
+        web, websecure = free_port(), free_port()
+        closed = free_port()  # this instance's CA is unreachable: it can only reuse
+        fm = ferryman(_static(web, websecure, {"le": acme_resolver(f"https://127.0.0.1:{closed}/dir", storage)}),
+                      dynamic_https("Host(`shared.example.com`)", hello("shared")))
+        assert fm.proc is not None
+        pid = fm.proc.pid
+        poll_until(lambda: _waiting_for_flock(pid), 20, what="ferryman waiting for the storage lock")
+        theirs = CA("other instance's CA").issue("shared.example.com", dns=("shared.example.com",))
+        _store_cert(storage, "le", theirs, ("shared.example.com",), lock=False)
+    finally:
+        os.close(lock)
+    fm.wait_for(lambda e: "reused the stored certificate for shared.example.com" in str(e.get("message")), 20)
+    expected = x509.load_pem_x509_certificate(theirs.cert_pem.encode()).serial_number
+    poll_until(lambda: leaf_of(served_chain(websecure, "shared.example.com")).serial_number == expected, 20,
+               what="the shared certificate to be served")
+    assert not any(e.get("event") == "certificate.failed" for e in fm.lines)

@@ -47,15 +47,18 @@ class CA:
                      .sign(self.key, hashes.SHA256()))
         self.pem = self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
-    def issue(self, common_name: str, *, dns: tuple[str, ...] = (), client: bool = False) -> Pair:
+    def issue(self, common_name: str, *, dns: tuple[str, ...] = (), client: bool = False,
+              valid: tuple[datetime.timedelta, datetime.timedelta] | None = None) -> Pair:
+        """``valid``: (not before, not after) relative to now; default (-1 hour, +10 days)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
+        since, until = valid or (datetime.timedelta(hours=-1), datetime.timedelta(days=10))
         builder = (x509.CertificateBuilder()
                    .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
                    .issuer_name(self.name).public_key(key.public_key())
                    .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(hours=1))
-                   .not_valid_after(now + datetime.timedelta(days=10))
+                   .not_valid_before(now + since)
+                   .not_valid_after(now + until)
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                    .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client
                                                          else ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
