@@ -29,7 +29,7 @@ def test_endpoints() -> None:
 
 
 def test_tls_files_errors_name_the_file(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="missing.pem"):
+    with pytest.raises(ValueError, match=r"missing\.pem"):
         tls_context(ca=str(tmp_path / "missing.pem"))
     with pytest.raises(ValueError, match="must be set together"):
         tls_context(cert=str(tmp_path / "c.pem"))
@@ -47,7 +47,7 @@ def test_static_configuration_to_provider(tmp_path: Path) -> None:
     assert provider.settings.constraints == "Label(`a`,`b`)" and provider.watch is False
     bad = load_static([f"--providers.docker.tls.ca={tmp_path / 'nope.pem'}"], {}).config.providers.docker
     assert bad is not None
-    with pytest.raises(ConfigError, match="nope.pem"):
+    with pytest.raises(ConfigError, match=r"nope\.pem"):
         docker_provider(bad)
 
 
