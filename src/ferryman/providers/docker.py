@@ -11,7 +11,7 @@ so a burst of events costs one or two listings and a single event is acted on at
 When the engine goes away (socket closed, refused, stream cut, timeout) the session ends, the
 provider keeps quiet — the watcher keeps serving the last configuration — and a new session is
 tried after a capped exponential backoff (0.25 s doubling to 5 s); when it succeeds the
-configuration is listed afresh. See ADR 0007.
+configuration is listed afresh. See ADR 0008.
 """
 
 from __future__ import annotations

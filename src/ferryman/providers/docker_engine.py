@@ -5,7 +5,7 @@ HTTP/1.1 over a unix socket or TCP (optionally TLS), one connection per request
 ``/containers/{id}/json``) and the ``/events`` stream (chunked JSON objects). Written on asyncio
 streams rather than the ``docker`` SDK so nothing blocks the event loop, a stream is cancelled
 cleanly with its task, and an engine that goes away surfaces as one :class:`EngineError`
-(see ADR 0007).
+(see ADR 0008).
 """
 
 from __future__ import annotations
