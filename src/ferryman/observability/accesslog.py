@@ -18,9 +18,10 @@
   keep, drop or redact (``REDACTED``) headers; ``filters`` keep a request when its status is in
   ``statusCodes``, it was retried (``retryAttempts``) or took longer than ``minDuration``.
 
-Off the hot path: the request's values are captured into a tuple on the event loop; lines are
-formatted and written by a writer thread in batches. The loop never waits for the disk: past
-:data:`MAX_PENDING` unwritten lines new ones are dropped (and counted in ``dropped``).
+Off the hot path: the request's values are captured into a small object on the event loop; lines
+are formatted and written by a writer thread in batches, every :data:`FLUSH_INTERVAL` seconds or
+as soon as ``bufferingSize`` lines (default :data:`FLUSH_LINES`) are waiting. The loop never waits
+for the disk: past :data:`MAX_PENDING` unwritten lines new ones are dropped (counted in ``dropped``).
 ``reopen()`` (SIGUSR1) makes the writer reopen ``filePath`` (log rotation).
 """
 
@@ -31,10 +32,11 @@ import datetime
 import itertools
 import json
 import os
+import re
 import sys
 import threading
-import time
 from collections import deque
+from time import time_ns
 from typing import IO, TYPE_CHECKING, Any
 
 from ferryman.observability.logs import get_logger
@@ -50,6 +52,10 @@ log = get_logger("ferryman.accesslog")
 
 #: Unwritten lines kept before new ones are dropped (the loop never blocks on the disk).
 MAX_PENDING = 100_000
+#: The writer writes what is pending this often (seconds), or at once past ``bufferingSize``
+#: lines (default :data:`FLUSH_LINES`).
+FLUSH_INTERVAL = 0.1
+FLUSH_LINES = 4096
 _REDACTED = "REDACTED"
 
 
@@ -78,24 +84,64 @@ def parse_status_ranges(codes: tuple[str, ...] | list[str]) -> list[tuple[int, i
     return out
 
 
+class _Clock:
+    """Per-second caches of the formatted parts of a timestamp (the writer formats many lines per
+    second: one ``datetime`` per second instead of three per line)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._utc = ""
+        self._local = ""
+        self._local_zone = ""
+        self._clf = ""
+        self._rfc = ""
+
+    def _refresh(self, second: int) -> None:
+        local = datetime.datetime.fromtimestamp(second).astimezone()
+        offset = local.strftime("%z")
+        self._second = second
+        self._utc = datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        self._local = local.strftime("%Y-%m-%dT%H:%M:%S")
+        self._local_zone = "Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}"
+        self._clf = local.strftime("%d/%b/%Y:%H:%M:%S ") + (offset or "+0000")
+        self._rfc = self._local + self._local_zone
+
+    def clf(self, ns: int) -> str:
+        """``25/Nov/2026:21:27:15 +0000`` (local time, as Traefik's CLF)."""
+        second = ns // 1_000_000_000
+        if second != self._second:
+            self._refresh(second)
+        return self._clf
+
+    def rfc3339nano(self, ns: int, utc: bool) -> str:
+        """Go's ``time.RFC3339Nano`` (trailing zeros of the fraction trimmed), UTC or local."""
+        second = ns // 1_000_000_000
+        if second != self._second:
+            self._refresh(second)
+        frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
+        if utc:
+            return f"{self._utc}.{frac}Z" if frac else f"{self._utc}Z"
+        return f"{self._local}.{frac}{self._local_zone}" if frac else f"{self._local}{self._local_zone}"
+
+    def rfc3339(self, ns: int) -> str:
+        """Go's ``time.RFC3339`` in local time (logrus' ``time``)."""
+        second = ns // 1_000_000_000
+        if second != self._second:
+            self._refresh(second)
+        return self._rfc
+
+
 def _rfc3339nano(ns: int, tz: datetime.tzinfo | None) -> str:
-    """Go's ``time.RFC3339Nano`` (trailing zeros of the fraction trimmed)."""
-    dt = datetime.datetime.fromtimestamp(ns // 1_000_000_000, tz or datetime.UTC)
-    if tz is None:
-        dt = dt.astimezone()
-    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
-    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    offset = dt.strftime("%z")
-    zone = "Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}"
-    return f"{base}.{frac}{zone}" if frac else f"{base}{zone}"
+    return _Clock().rfc3339nano(ns, tz is not None)
 
 
-def _clf_time(ns: int) -> str:
-    dt = datetime.datetime.fromtimestamp(ns / 1e9).astimezone()
-    return dt.strftime("%d/%b/%Y:%H:%M:%S %z")
+_PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f]*')
 
 
 def _quote(value: str) -> str:
+    """Go's ``%q`` for the CLF fields (fast path: nothing to escape)."""
+    if _PLAIN.fullmatch(value) is not None:
+        return f'"{value}"'
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -163,7 +209,8 @@ class AccessLog:
         self._want_headers = self._header_default != "drop" or any(
             m != "drop" for m in self._header_names.values())
         self._count = itertools.count(1)
-        self._pending: deque[_Captured] = deque()
+        self._flush_at = min(int(config.buffering_size) or FLUSH_LINES, MAX_PENDING)
+        self._pending: deque[tuple[Tap, int, int, tuple[str, str] | None]] = deque()
         self._wake = threading.Event()
         self._reopen = False
         self._closing = False
@@ -171,11 +218,17 @@ class AccessLog:
         self._file: IO[str] | None = None
         self.dropped = 0
         self.written = 0
+        self._clock = _Clock()
+        self._end_clock = _Clock()
 
     # ------------------------------------------------------------------ loop side (hot path)
 
     def record(self, tap: Tap) -> None:
-        """Recorder consumer: capture one finished exchange (formatted later, off the loop)."""
+        """Recorder consumer: keep one finished exchange for the writer (formatted off the loop).
+
+        Only a tuple is made here; the writer thread reads the (finished, no longer changing)
+        exchange later. What must be read on the loop is read here: TLS facts (the SSL object
+        is in use by the connection) and the forwarded headers (materialising edits the request)."""
         if self._filtered and not self._keep(tap):
             return
         pending = self._pending
@@ -184,10 +237,19 @@ class AccessLog:
             return
         ex = tap.ex
         conn = ex.conn
+        if self._want_headers:
+            ex.materialize_forwarded()  # Traefik logs the X-Forwarded-* it adds
+        pending.append((tap, next(self._count), time_ns(), conn.tls_info() if conn.tls else None))
+        if len(pending) == self._flush_at:
+            self._wake.set()  # a burst: write it now rather than at the next tick
+
+    def _capture(self, tap: Tap, count: int, end_ns: int, tls: tuple[str, str] | None) -> _Captured:
+        ex = tap.ex
+        conn = ex.conn
         c = _Captured()
-        c.count = next(self._count)
+        c.count = count
         c.duration = tap.duration_ns
-        c.start_ns = time.time_ns() - tap.duration_ns
+        c.start_ns = end_ns - tap.duration_ns
         c.status = tap.status
         c.size = tap.size
         c.method = ex.method
@@ -198,7 +260,7 @@ class AccessLog:
         c.client_port = conn.client_port
         c.scheme = conn.scheme
         c.entrypoint = conn.entrypoint
-        c.tls = conn.tls_info() if conn.tls else None
+        c.tls = tls
         c.router = ex.router
         c.service = ex.service
         c.upstream = tap.upstream
@@ -206,17 +268,14 @@ class AccessLog:
         c.retries = tap.retries
         length = ex.body_length
         c.req_size = length if length > 0 else 0
+        c.length = tap.length
         if self._want_headers:
-            ex.materialize_forwarded()  # Traefik logs the X-Forwarded-* it adds
             c.req_headers = ex.headers
             c.origin_headers = tap.headers
-            c.length = tap.length
         else:
             c.req_headers = None
             c.origin_headers = None
-        pending.append(c)
-        if len(pending) == 1:
-            self._wake.set()
+        return c
 
     def _keep(self, tap: Tap) -> bool:
         status = tap.status
@@ -242,7 +301,7 @@ class AccessLog:
                 referer = self._header_value("Referer", value)
             elif name == b"user-agent" and ua == "-":
                 ua = self._header_value("User-Agent", value)
-        line = (f"{c.client_ip} - {c.username or '-'} [{_clf_time(c.start_ns)}] "
+        line = (f"{c.client_ip} - {c.username or '-'} [{self._clock.clf(c.start_ns)}] "
                 f"\"{c.method.decode('latin-1')} {c.target.decode('latin-1')} {_protocol(c.version)}\" "
                 f"{c.status} {c.size} {_quote(referer)} {_quote(ua)}")
         if generic:
@@ -251,6 +310,7 @@ class AccessLog:
                 f"{c.duration // 1_000_000}ms")
 
     def _json(self, c: _Captured) -> str:
+        clock = self._clock
         host, port = _split_host_port(c.host.decode("latin-1"))
         ip = c.client_ip
         client_addr = f"[{ip}]:{c.client_port}" if ":" in ip else f"{ip}:{c.client_port}"
@@ -279,8 +339,8 @@ class AccessLog:
             "RequestProtocol": _protocol(c.version),
             "RequestScheme": c.scheme.decode(),
             "RetryAttempts": c.retries,
-            "StartLocal": _rfc3339nano(c.start_ns, None),
-            "StartUTC": _rfc3339nano(c.start_ns, datetime.UTC),
+            "StartLocal": clock.rfc3339nano(c.start_ns, False),
+            "StartUTC": clock.rfc3339nano(c.start_ns, True),
             "entryPointName": c.entrypoint,
         }
         if c.router is not None:
@@ -318,7 +378,7 @@ class AccessLog:
             self._headers(fields, "downstream_", response)
         fields["level"] = "info"
         fields["msg"] = ""
-        fields["time"] = _rfc_seconds(datetime.datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S%z"))
+        fields["time"] = self._end_clock.rfc3339(c.start_ns + c.duration)  # when logged: the end
         return json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
     def _header_value(self, name: str, value: bytes) -> str:
@@ -384,7 +444,9 @@ class AccessLog:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(0.5)
+            # Wake on a timer, not per request: every wake-up of this thread costs the event loop
+            # a GIL hand-over (and a context switch when both share one core).
+            self._wake.wait(FLUSH_INTERVAL)
             self._wake.clear()
             if self._reopen:
                 self._reopen = False
@@ -408,11 +470,11 @@ class AccessLog:
             lines: list[str] = []
             while pending:
                 try:
-                    c = pending.popleft()
+                    entry = pending.popleft()
                 except IndexError:
                     break
                 try:
-                    lines.append(self.format_line(c))
+                    lines.append(self.format_line(self._capture(*entry)))
                 except Exception:  # never let one odd request stop the log
                     log.exception("access log: cannot format a line")
             out = self._file
@@ -432,9 +494,3 @@ def _protocol(version: bytes) -> str:
     if version == b"3":
         return "HTTP/3.0"
     return "HTTP/" + version.decode("latin-1")
-
-
-def _rfc_seconds(text: str) -> str:
-    """``2026-11-25T21:26:26+0000`` -> Go's RFC 3339 ``2026-11-25T21:26:26Z`` / ``...+01:00``."""
-    base, offset = text[:-5], text[-5:]
-    return base + ("Z" if offset == "+0000" else f"{offset[:3]}:{offset[3:]}")

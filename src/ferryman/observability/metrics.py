@@ -89,9 +89,8 @@ class Metrics:
         self.services_on = services
         #: label name -> lower-case request header (``headerLabels``), on ``*_requests_total`` only
         self.header_labels = tuple((label, header.lower().encode()) for label, header in (header_labels or {}).items())
-        self.ep: dict[str, Table] = {}
-        self.router: dict[str, Table] = {}
-        self.service: dict[str, Table] = {}
+        #: ``(entrypoint, router, service, method, code, protocol)`` -> slot
+        self.slots: dict[tuple[str, str | None, str | None, bytes, int, str], Slot] = {}
         #: ``(kind, name, method, code, protocol, *header values)`` -> count (with headerLabels)
         self.labelled: dict[tuple[Any, ...], int] = {}
         #: ``(kind, name, tls_version, tls_cipher)`` -> count
@@ -124,32 +123,52 @@ class Metrics:
     # ------------------------------------------------------------------ hot path
 
     def record(self, tap: Tap) -> None:
-        """Recorder consumer: add one finished exchange."""
+        """Recorder consumer: add one finished exchange to its slot (one dict lookup; the entry
+        point, router and service families are sums over slots, made at scrape time)."""
         ex = tap.ex
         status = tap.status
         proto = protocol_of(ex)
         if proto[:4] == "grpc":
             status = _grpc_status(tap.headers, tap.trailers)
-        key = (ex.method, status, proto)
-        seconds = tap.duration_ns * 1e-9
-        bucket = 4 + bisect_left(self.buckets, seconds)
-        length = ex.body_length
-        req_bytes = length if length > 0 else 0
-        resp_bytes = tap.size
-        router = ex.router
         service = ex.service
-        if self.entry_points_on:
-            _add(self.ep, ex.conn.entrypoint, key, self._width, seconds, bucket, req_bytes, resp_bytes)
-        if router is not None and self.routers_on:
-            _add(self.router, router, key, self._width, seconds, bucket, req_bytes, resp_bytes)
-        if service is not None and self.services_on:
-            _add(self.service, service, key, self._width, seconds, bucket, req_bytes, resp_bytes)
-            if tap.retries:
-                self.retries[service] = self.retries.get(service, 0) + tap.retries
+        key = (ex.conn.entrypoint, ex.router, service, ex.method, status, proto)
+        slot = self.slots.get(key)
+        if slot is None:
+            slot = self.slots[key] = [0] * self._width
+            slot[3] = 0.0
+        seconds = tap.duration_ns * 1e-9
+        length = ex.body_length
+        slot[0] += 1
+        if length > 0:
+            slot[1] += length
+        slot[2] += tap.size
+        slot[3] += seconds
+        slot[4 + bisect_left(self.buckets, seconds)] += 1
+        if tap.retries and service is not None:
+            self.retries[service] = self.retries.get(service, 0) + tap.retries
         if self.header_labels:
-            self._labelled(ex, key)
+            self._labelled(ex, (ex.method, status, proto))
         if ex.conn.tls:
             self._tls(ex)
+
+    def tables(self) -> tuple[dict[str, Table], dict[str, Table], dict[str, Table]]:
+        """Per entry point, router and service: ``(method, code, protocol) -> summed slot``."""
+        levels: tuple[dict[str, Table], dict[str, Table], dict[str, Table]] = ({}, {}, {})
+        for (ep, router, service, method, code, proto), slot in list(self.slots.items()):
+            sub = (method, code, proto)
+            for tables, name in zip(levels, (ep, router, service), strict=True):
+                if name is None:
+                    continue
+                table = tables.get(name)
+                if table is None:
+                    table = tables[name] = {}
+                total = table.get(sub)
+                if total is None:
+                    table[sub] = list(slot)
+                else:
+                    for i, v in enumerate(slot):
+                        total[i] += v
+        return levels
 
     def _labelled(self, ex: Exchange, key: tuple[bytes, int, str]) -> None:
         values = tuple((ex.header(h) or b"").decode("latin-1") for _, h in self.header_labels)
@@ -182,27 +201,12 @@ class Metrics:
     def request_counts(self) -> dict[str, dict[str, int]]:
         """Requests so far per ``entrypoint`` / ``router`` / ``service`` name (sample it twice for a
         rate). Entry-point counts include requests no router matched."""
-        return {
-            "entrypoint": {n: sum(s[0] for s in t.values()) for n, t in list(self.ep.items())},
-            "router": {n: sum(s[0] for s in t.values()) for n, t in list(self.router.items())},
-            "service": {n: sum(s[0] for s in t.values()) for n, t in list(self.service.items())},
-        }
-
-
-def _add(tables: dict[str, Table], name: str, key: tuple[bytes, int, str], width: int, seconds: float,
-         bucket: int, req_bytes: int, resp_bytes: int) -> None:
-    table = tables.get(name)
-    if table is None:
-        table = tables[name] = {}
-    slot = table.get(key)
-    if slot is None:
-        slot = table[key] = [0] * width
-        slot[3] = 0.0
-    slot[0] += 1
-    slot[1] += req_bytes
-    slot[2] += resp_bytes
-    slot[3] += seconds
-    slot[bucket] += 1
+        counts: dict[str, dict[str, int]] = {"entrypoint": {}, "router": {}, "service": {}}
+        for (ep, router, service, *_), slot in list(self.slots.items()):
+            for kind, name in (("entrypoint", ep), ("router", router), ("service", service)):
+                if name is not None:
+                    counts[kind][name] = counts[kind].get(name, 0) + slot[0]
+        return counts
 
 
 # ---------------------------------------------------------------------------------------- scrape
@@ -242,13 +246,14 @@ class TraefikCollector(Collector):
             for cn, serial, sans, not_after in certs:
                 family.add_metric((cn, serial, sans), not_after)
             yield family
+        eps, routers, services = m.tables()
         if m.entry_points_on:
-            yield from self._level("entrypoint", ("entrypoint",), {n: ((n,), t) for n, t in list(m.ep.items())})
+            yield from self._level("entrypoint", ("entrypoint",), {n: ((n,), t) for n, t in eps.items()})
         if m.routers_on:
             yield from self._level("router", ("router", "service"),
-                                   {n: ((n, m.router_services.get(n, "")), t) for n, t in list(m.router.items())})
+                                   {n: ((n, m.router_services.get(n, "")), t) for n, t in routers.items()})
         if m.services_on:
-            yield from self._level("service", ("service",), {n: ((n,), t) for n, t in list(m.service.items())})
+            yield from self._level("service", ("service",), {n: ((n,), t) for n, t in services.items()})
             if m.retries:
                 retries = CounterMetricFamily("traefik_service_retries_total",
                                               "How many request retries happened on a service.", labels=("service",))

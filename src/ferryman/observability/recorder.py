@@ -36,24 +36,22 @@ class Observer:
     """Per entry point: who wants finished exchanges. ``internal``: consumers that also want
     the requests of ``*@internal`` routers; ``external``: those that do not."""
 
-    __slots__ = ("all", "external_only")
+    __slots__ = ("all", "every", "external_only")
 
     def __init__(self, all_requests: tuple[Consumer, ...] = (), external_only: tuple[Consumer, ...] = ()) -> None:
         #: consumers called for every exchange (addInternals)
         self.all = all_requests
         #: consumers skipped for ``*@internal`` routers
         self.external_only = external_only
+        self.every = all_requests + external_only
 
     def begin(self, ex: Exchange) -> None:
         ex.sink = ex.tap = Tap(ex, ex.sink, self)
 
     def finish(self, tap: Tap) -> None:
         router = tap.ex.router
-        for consumer in self.all:
+        for consumer in self.all if router is not None and router[-9:] == "@internal" else self.every:
             consumer(tap)
-        if router is None or not router.endswith("@internal"):
-            for consumer in self.external_only:
-                consumer(tap)
 
 
 class Tap:
@@ -121,6 +119,12 @@ class Tap:
             return
         self._observer = None
         self.duration_ns = perf_counter_ns() - self.start_ns
+        # Break the exchange <-> tap cycle so both are freed by reference counting, not by the
+        # cyclic GC (which would otherwise find thousands of them per second).
+        ex = self.ex
+        ex.tap = None
+        if ex.sink is self:
+            ex.sink = self._next
         observer.finish(self)
 
     @property
