@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -91,17 +92,33 @@ def test_tasks_lists_the_running_tasks() -> None:
     assert any("in wait" in str(frame) for frame in waiter["stack"])  # type: ignore[attr-defined]
 
 
-def test_cpu_profile_for_a_short_window() -> None:
-    async def main() -> tuple[tuple[int, bytes], tuple[int, bytes]]:
+def busy_callback(until: float) -> None:
+    """CPU work on the loop thread: what the sampler must see."""
+    while time.monotonic() < until:
+        sum(range(1000))
+
+
+def test_cpu_profile_samples_the_loop_thread_from_another_thread() -> None:
+    async def main() -> tuple[tuple[int, bytes], tuple[int, bytes], tuple[int, bytes]]:
         api = debug_api()
-        first = asyncio.create_task(call(api, "/debug/pprof/profile?seconds=0.05"))
+        first = asyncio.create_task(call(api, "/debug/pprof/profile?seconds=0.3"))
         await asyncio.sleep(0)
         second = await call(api, "/debug/pprof/profile?seconds=0.05")  # one at a time
-        return await first, second
+        await asyncio.sleep(0.02)
+        busy_callback(time.monotonic() + 0.2)
+        result = await first
+        folded = await call(api, "/debug/pprof/profile?seconds=0.1&format=folded")
+        return result, second, folded
 
-    (status, body), (busy_status, busy_body) = asyncio.run(main())
-    assert status == 200 and b"function calls" in body and b"cumulative" in body
+    (status, body), (busy_status, busy_body), (f_status, f_body) = asyncio.run(main())
+    text = body.decode()
+    assert status == 200 and text.startswith("CPU profile of the event loop thread: ")
+    assert "busy_callback (" in text.split("Folded stacks")[0]  # on top of the busy samples
     assert busy_status == 500 and b"already in use" in busy_body
+    assert f_status == 200
+    for line in f_body.decode().splitlines():  # "frame;frame;... count"
+        stack, _, count = line.rpartition(" ")
+        assert stack and int(count) > 0
 
 
 @pytest.mark.parametrize("seconds", ["0", "-1", "abc", "301"])
