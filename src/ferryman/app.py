@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 from ferryman.acme.manager import Resolvers
+from ferryman.api.dashboard import DashboardService
 from ferryman.api.handler import ApiService, api_prefix, debug_prefix
 from ferryman.control.compile import Builders, Snapshot, compile_snapshot
 from ferryman.control.watcher import Watcher
@@ -22,6 +23,7 @@ from ferryman.dynamic.models import (
     Configuration,
     Domain,
     HTTPConfiguration,
+    Middleware,
     Router,
     RouterTLS,
     ServersTransport,
@@ -39,6 +41,7 @@ from ferryman.server.entrypoint import EntryPoint, EntryPointSettings
 from ferryman.services import build_load_balancer, build_weighted
 from ferryman.state import StateRegistry
 from ferryman.static import LoadedStatic, StaticConfig
+from ferryman.static.models import Api
 from ferryman.tasks import spawn
 from ferryman.upstream.pool import UpstreamPools
 from ferryman.upstream.settings import TransportSettings
@@ -104,7 +107,8 @@ def merge_settings(static: StaticConfig, bound: Mapping[str, int] | None = None)
                          + (("api",) if static.api is not None else ())
                          + (("prometheus",) if static.metrics is not None and static.metrics.prometheus is not None
                             else ())
-                         + (("acme-http",) if _http_challenge_entry_points(static) else ()))
+                         + (("acme-http",) if _http_challenge_entry_points(static) else ())
+                         + (("dashboard",) if static.api is not None and static.api.dashboard else ()))
 
 
 def _http_challenge_entry_points(static: StaticConfig) -> tuple[str, ...]:
@@ -130,6 +134,7 @@ def static_transport(static: StaticConfig) -> ServersTransport:
 def internal_configuration(static: StaticConfig) -> Configuration:
     """What Traefik's internal provider adds (redirect routers come from merge settings)."""
     routers: dict[str, Router] = {}
+    middlewares: dict[str, Middleware] = {}
     if static.ping is not None and not static.ping.manual_routing:
         routers["ping"] = Router(rule="PathPrefix(`/ping`)", entry_points=(static.ping.entry_point,),
                                  service="ping@internal", priority=MAX_INT)
@@ -138,6 +143,8 @@ def internal_configuration(static: StaticConfig) -> Configuration:
         # in the rule too, so api.insecure and basePath work together (Traefik's do not).
         routers["api"] = Router(rule=f"PathPrefix(`{api_prefix(static.api)}`)", entry_points=("traefik",),
                                 service="api@internal", priority=MAX_INT - 1)
+        if static.api.dashboard:
+            routers["dashboard"], middlewares = dashboard_routing(static.api)
         if static.api.debug:
             routers["debug"] = Router(rule=f"PathPrefix(`{debug_prefix(static.api)}`)",
                                       entry_points=("traefik",), service="api@internal", priority=MAX_INT - 1)
@@ -146,7 +153,26 @@ def internal_configuration(static: StaticConfig) -> Configuration:
         # Traefik's acme-http@internal: above everything, the entry point redirection included.
         routers["acme-http"] = Router(rule="PathPrefix(`/.well-known/acme-challenge/`)", entry_points=challenge_eps,
                                       service="acme-http@internal", priority=MAX_INT)
-    return Configuration(http=HTTPConfiguration(routers=routers))
+    return Configuration(http=HTTPConfiguration(routers=routers, middlewares=middlewares))
+
+
+def dashboard_routing(api: Api) -> tuple[Router, dict[str, Middleware]]:
+    """Traefik's internal ``dashboard`` router on the ``traefik`` entry point (``api.insecure``):
+    everything else than the API goes to ``dashboard@internal``, ``/`` redirected (301) to
+    ``/dashboard/`` and ``/dashboard`` stripped. With a ``basePath`` the redirect and the prefix
+    include it (Traefik's do not: there the two options are documented as incompatible)."""
+    base = api.base_path.rstrip("/")
+    router = Router(rule="PathPrefix(`/`)", entry_points=("traefik",), service="dashboard@internal",
+                    middlewares=("dashboard_redirect@internal", "dashboard_stripprefix@internal"),
+                    priority=MAX_INT - 2)
+    middlewares = {
+        "dashboard_redirect": Middleware.model_validate({"redirectRegex": {
+            "regex": r"^(http:\/\/(\[[\w:.]+\]|[\w\._-]+)(:\d+)?)\/$",
+            "replacement": "${1}" + base + "/dashboard/", "permanent": True}}),
+        "dashboard_stripprefix": Middleware.model_validate({"stripPrefix": {
+            "prefixes": [f"{base}/dashboard/", f"{base}/dashboard"]}}),
+    }
+    return router, middlewares
 
 
 class App:
@@ -175,6 +201,8 @@ class App:
             internal["ping@internal"] = PingService(self, self.static.ping.terminating_status_code)
         if self.static.api is not None:
             internal["api@internal"] = ApiService(self.static, lambda: self.snapshot)
+            if self.static.api.dashboard:
+                internal["dashboard@internal"] = DashboardService()
         internal.update(self.observability.internal_services())
         self.builders = Builders(
             load_balancer=lambda name, model, tname, transport: build_load_balancer(

@@ -4,7 +4,9 @@ Routes (all ``GET``, under ``api.basePath``): ``/api/rawdata``, ``/api/overview`
 ``/api/entrypoints[/{name}]``, ``/api/http/{routers,services,middlewares}[/{name}]``,
 ``/api/tcp/{routers,services,middlewares}[/{name}]`` and ``/api/udp/{routers,services}[/{name}]``
 (empty: ferryman has no TCP/UDP routing yet), ``/api/certificates[/{id}]`` (the default store's
-certificates, :mod:`ferryman.api.certificates`), ``/api/version``. List endpoints take ``search``, ``status``, ``serviceName``,
+certificates, :mod:`ferryman.api.certificates`), ``/api/version``; ferryman's ``/api/traffic``
+(request counters for the dashboard, :mod:`ferryman.api.traffic`) and the dashboard itself
+(:mod:`ferryman.api.dashboard`). List endpoints take ``search``, ``status``, ``serviceName``,
 ``middlewareName``, ``sortBy``, ``direction``, ``page`` and ``per_page`` (100) and answer the
 ``X-Next-Page`` header. Names in the URL are qualified and percent-encoded (``web%40file`` works,
 so does ``web@file``). Errors are Traefik's: ``{"message": "router not found: x@file"}`` as
@@ -26,8 +28,10 @@ from typing import Any
 
 from ferryman import __version__
 from ferryman.api.certificates import CertItem
+from ferryman.api.dashboard import assets
 from ferryman.api.debug import DEBUG_PATHS, handle_debug
 from ferryman.api.gojson import encode, go_time
+from ferryman.api.traffic import TrafficCounter
 from ferryman.api.views import EMPTY, ApiViews, Item, Listing, StaticViews, build_static_views, build_views
 from ferryman.control.compile import Snapshot
 from ferryman.http.exchange import Exchange
@@ -104,12 +108,16 @@ class ApiService:
     """The ``api@internal`` handler. ``current`` returns the snapshot being served."""
 
     def __init__(self, static: StaticConfig, current: Callable[[], Snapshot | None],
-                 started: float | None = None) -> None:
+                 started: float | None = None, traffic: TrafficCounter | None = None) -> None:
         api = static.api if static.api is not None else Api()
         self.prefix = api_prefix(api).encode()
         self.debug_prefix = debug_prefix(api).encode() + b"/" if api.debug else None
+        self.root = api.base_path.rstrip("/").encode() + b"/"
+        self.dashboard_prefix = self.root + b"dashboard/"
+        self.dashboard = assets() if api.dashboard else None
         self.static_views: StaticViews = build_static_views(static)
         self.current = current
+        self.traffic = traffic
         version: dict[str, Any] = {"Version": __version__, "Codename": "ferryman",
                                    "startDate": go_time(time.time() if started is None else started)}
         if api.disable_dashboard_ad:
@@ -153,6 +161,8 @@ class ApiService:
         if self.debug_prefix is not None and path.startswith(self.debug_prefix):
             return self._debug(ex, path[len(self.debug_prefix):].decode("utf-8", "replace"))
         if not path.startswith(prefix + b"/"):
+            if self.dashboard is not None:
+                return self._dashboard(ex, path)
             return self._not_found(ex)
         rest = path[len(prefix) + 1:].decode("utf-8", "replace")
         route = self._route(rest)
@@ -168,6 +178,10 @@ class ApiService:
                 ex.respond(200, (), self.views().rawdata, content_type=JSON)
             elif kind == "overview":
                 ex.respond(200, (), self.views().overview, content_type=JSON)
+            elif kind == "traffic":
+                if self.traffic is None:
+                    return self._not_found(ex)
+                ex.respond(200, ((b"Cache-Control", b"no-store"),), self.traffic.read(), content_type=JSON)
             elif kind == "version":
                 ex.respond(200, (), self.version_body, content_type=b"application/json; charset=UTF-8")
             elif ident is None:
@@ -176,6 +190,18 @@ class ApiService:
                 self._one(ex, kind, ident)
         except _BadRequest as exc:
             self._error(ex, 400, str(exc))
+        return None
+
+    def _dashboard(self, ex: Exchange, path: bytes) -> None:
+        """Traefik's ``dashboard.Append``: ``<basePath>/`` redirects (302) to the dashboard, which is
+        served under ``<basePath>/dashboard/``."""
+        assert self.dashboard is not None
+        if path == self.root and ex.method in (b"GET", b"HEAD"):
+            ex.respond(302, ((b"Location", self.dashboard_prefix),), b"", content_type=None)
+            return None
+        if not path.startswith(self.dashboard_prefix):
+            return self._not_found(ex)
+        self.dashboard.serve(ex, path[len(self.dashboard_prefix):].decode("utf-8", "replace"))
         return None
 
     def _debug(self, ex: Exchange, rest: str) -> None:
@@ -190,7 +216,7 @@ class ApiService:
 
     @staticmethod
     def _route(rest: str) -> tuple[str, str | None] | None:
-        if rest in ("rawdata", "overview", "version"):
+        if rest in ("rawdata", "overview", "version", "traffic"):
             return rest, None
         if rest in _COLLECTIONS:
             return rest, None

@@ -51,9 +51,6 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset({
     "providers.redis",
     "providers.http",
     "providers.plugin",
-    # the dashboard (the REST API and api.debug are served; api.dashboard: see _api_keys)
-    "api.dashboardName",
-    "api.disableDashboardAd",
     # logs: level, format and filePath are implemented; ferryman never colours its output
     "log.noColor",
     "log.maxSize",
@@ -126,16 +123,4 @@ def not_implemented_keys(config: BaseModel, registry: frozenset[str] = NOT_IMPLE
     """Paths of the listed keys that ``config`` sets explicitly (defaults do not count)."""
     found: list[str] = []
     _walk(config, (), "", registry, found)
-    if registry is NOT_IMPLEMENTED:
-        found.extend(_api_keys(config))
     return found
-
-
-def _api_keys(config: BaseModel) -> list[str]:
-    """The REST API and ``api.debug`` are served; the dashboard is not yet. ``api.dashboard``
-    defaults to true in Traefik, so it is reported whenever ``api`` is enabled and the dashboard
-    is not turned off (a Traefik user expects ``/dashboard/`` then), set explicitly or not."""
-    api = getattr(config, "api", None)
-    if api is not None and getattr(api, "dashboard", False):
-        return ["api.dashboard"]
-    return []

@@ -134,3 +134,74 @@ def test_version_has_traefiks_keys(pair: Pair) -> None:
     f_status, f_headers, f_body = fetch(pair, "ferryman", "/api/version")
     assert (f_status, f_headers) == (t_status, t_headers)
     assert list(json.loads(f_body)) == list(json.loads(t_body)) == ["Version", "Codename", "startDate"]
+
+
+# -- the dashboard's routing, next to Traefik's (the page itself is ferryman's own) ----------------
+
+# openssl passwd -apr1 -salt abcdefgh s3cret
+ADMIN = "admin:$apr1$abcdefgh$M2T3erDstkD7SsE2QQnfH0"
+AUTH = {"Authorization": "Basic YWRtaW46czNjcmV0"}  # admin:s3cret
+
+
+@pytest.fixture(scope="module")
+def dashboard_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    backends = Backends()
+    dynamic = {"http": {
+        "routers": {"admin": {"rule": "Host(`admin.example`)", "entryPoints": ["web"], "service": "api@internal",
+                              "middlewares": ["auth"]}},
+        "middlewares": {"auth": {"basicAuth": {"users": [ADMIN]}}},
+    }}
+    try:
+        with Pair(tmp_path_factory.mktemp("dashboard"), backends, {"web": {}, "traefik": {}}, dynamic,
+                  static_extra={"api": {"insecure": True}}) as p:  # api.dashboard: Traefik's default, true
+            yield p
+    finally:
+        backends.close()
+
+
+def ask(pair: Pair, which: str, entry_point: str, path: str,
+        headers: dict[str, str] | None = None) -> tuple[int, str, str, bytes]:
+    """(status, Location with the proxy's own port masked, Content-Type, body)."""
+    proxy = pair.traefik if which == "traefik" else pair.ferryman
+    assert proxy is not None
+    port = proxy.ports[entry_point]
+    status, pairs, body = http_request("127.0.0.1", port, path, headers=headers)
+    found = {k.lower(): v for k, v in pairs}
+    location = found.get("location", "").replace(f":{port}/", ":<port>/")
+    return status, location, found.get("content-type", ""), body
+
+
+@pytest.mark.parametrize("endpoint", [
+    "http/routers/dashboard@internal", "http/middlewares/dashboard_redirect@internal",
+    "http/middlewares/dashboard_stripprefix@internal", "http/services", "overview", "http/routers?search=dashboard",
+])
+def test_dashboard_elements_as_traefik(dashboard_pair: Pair, endpoint: str) -> None:
+    t_status, t_headers, t_body = fetch(dashboard_pair, "traefik", f"/api/{endpoint}")
+    f_status, f_headers, f_body = fetch(dashboard_pair, "ferryman", f"/api/{endpoint}")
+    assert (f_status, f_headers) == (t_status, t_headers)
+    t, f = normalise(json.loads(t_body)), normalise(json.loads(f_body))
+    assert json.dumps(f, indent=1) == json.dumps(t, indent=1)
+
+
+@pytest.mark.parametrize(("entry_point", "path", "auth"), [
+    ("traefik", "/", False),  # 301 to /dashboard/ (dashboard_redirect)
+    ("traefik", "/dashboard/", False),
+    ("traefik", "/dashboard", False),  # stripped to the page
+    ("traefik", "/dashboard/index.html", False),  # Go's FileServer: 301 to ./
+    ("traefik", "/dashboard/nope.js", False),
+    ("traefik", "/other", False),
+    ("web", "/dashboard/", False),  # basicAuth on the user's router
+    ("web", "/", True),  # api@internal itself: 302 to /dashboard/
+    ("web", "/dashboard/", True),
+    ("web", "/dashboard", True),  # not served by api@internal
+    ("web", "/api/version", True),
+])
+def test_dashboard_routing_as_traefik(dashboard_pair: Pair, entry_point: str, path: str, auth: bool) -> None:
+    headers = {"Host": "admin.example", **(AUTH if auth else {})} if entry_point == "web" else None
+    t_status, t_location, t_type, t_body = ask(dashboard_pair, "traefik", entry_point, path, headers)
+    f_status, f_location, f_type, f_body = ask(dashboard_pair, "ferryman", entry_point, path, headers)
+    assert (f_status, f_location, f_type) == (t_status, t_location, t_type)
+    if t_status != 200:
+        assert f_body == t_body
+    elif t_type.startswith("text/html"):
+        assert f_body.startswith(b"<!DOCTYPE html>")

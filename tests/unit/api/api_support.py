@@ -56,12 +56,13 @@ class Answer:
         return json.loads(self.body)
 
 
-def ask(service: ApiService, target: str, method: bytes = b"GET") -> Answer:
+def ask(service: ApiService, target: str, method: bytes = b"GET",
+        headers: list[tuple[bytes, bytes]] | None = None) -> Answer:
     path, _, query = target.partition("?")
     info = ConnInfo("traefik", "127.0.0.1", 4242, False, ForwardingPolicy(hostname="h"))
     down = FakeDownstream()
     ex = Exchange(info, down, method, target.encode(), path.encode(), query.encode() if "?" in target else None,
-                  b"1.1", [], b"localhost", 0)
+                  b"1.1", list(headers or []), b"localhost", 0)
     service.handle(ex)
     return Answer(down)
 

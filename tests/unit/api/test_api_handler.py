@@ -47,10 +47,41 @@ def test_unknown_name_is_traefiks_404(api: ApiService, target: str, message: str
 
 
 @pytest.mark.parametrize("target", ["/api/foo", "/api/http/routers/", "/api", "/api/", "/ping",
-                                    "/api/http/routers/a/b", "/dashboard/"])
+                                    "/api/http/routers/a/b", "/dashboard", "/dashboard/nope.js", "/x/"])
 def test_unknown_path_is_go_404(api: ApiService, target: str) -> None:
     answer = ask(api, target)
     assert (answer.status, answer.body) == (404, b"404 page not found\n")
+
+
+def test_dashboard_under_the_api_service(api: ApiService) -> None:
+    """Traefik's ``dashboard.Append``: ``/`` is a 302 to ``/dashboard/``, the page and its assets
+    under it, ``index.html`` has one URL (the directory)."""
+    root = ask(api, "/")
+    assert (root.status, root.headers["location"], root.body) == (302, "/dashboard/", b"")
+    page = ask(api, "/dashboard/")
+    assert page.status == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    assert b'<script type="module" src="./app.js">' in page.body
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    script = ask(api, "/dashboard/app.js")
+    assert script.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert b'new URL("../api/", window.location.href)' in script.body  # the API relative to the page
+    assert ask(api, "/dashboard/index.html").headers["location"] == "./"
+    assert ask(api, "/dashboard/", b"POST").status == 405
+
+
+def test_dashboard_revalidates_with_etag(api: ApiService) -> None:
+    first = ask(api, "/dashboard/style.css")
+    again = ask(api, "/dashboard/style.css", headers=[(b"if-none-match", first.headers["etag"].encode())])
+    assert (again.status, again.body) == (304, b"")
+
+
+def test_dashboard_off_and_under_base_path() -> None:
+    off = service_for(load_static({"entryPoints": {"web": {"address": ":80"}}, "api": {"dashboard": False}}), None)
+    assert ask(off, "/").status == 404 and ask(off, "/dashboard/").status == 404
+    based = service_for(load_static({"entryPoints": {"web": {"address": ":80"}}, "api": {"basePath": "/tr/"}}), None)
+    assert ask(based, "/tr/").headers["location"] == "/tr/dashboard/"
+    assert ask(based, "/tr/dashboard/").status == 200
+    assert ask(based, "/dashboard/").status == 404
 
 
 def test_other_methods_get_405_without_body(api: ApiService) -> None:
@@ -118,12 +149,12 @@ def test_sort_by(api: ApiService) -> None:
     assert names(api, "/api/http/routers?sortBy=priority")[-3:] == [
         "api@internal", "web-to-websecure@internal", "ping@internal"]
     assert names(api, "/api/http/routers?direction=desc")[0] == "web-to-websecure@internal"
-    assert names(api, "/api/http/services?sortBy=type")[:3] == ["api@internal", "noop@internal", "ping@internal"]
+    assert names(api, "/api/http/services?sortBy=type")[:3] == ["api@internal", "dashboard@internal", "noop@internal"]
 
 
 def test_pagination_and_next_page(api: ApiService) -> None:
     everything = names(api, "/api/http/routers")
-    assert len(everything) == 9
+    assert len(everything) == 10
     first = ask(api, "/api/http/routers?per_page=4")
     assert first.headers["x-next-page"] == "2" and [r["name"] for r in first.json()] == everything[:4]
     second = ask(api, "/api/http/routers?per_page=4&page=2")

@@ -174,8 +174,8 @@ def _check_example(loaded: LoadedStatic) -> None:
     assert (c.log.level, c.log.format) == ("INFO", "json")
     assert c.ping is not None and c.api is not None and c.api.insecure
     assert c.entry_points["traefik"].address == ":8080"
-    # the dashboard comes with a later release: said, not silently ignored (TLS and ACME are served)
-    assert [w.split(":")[0] for w in loaded.warnings] == ["api.dashboard"]
+    # everything in the example is served now (TLS, ACME, the dashboard)
+    assert [w.split(":")[0] for w in loaded.warnings] == []
 
 
 def test_yaml_toml_flags_and_env_give_the_same_model(tmp_path: Path) -> None:

@@ -39,7 +39,6 @@ def test_only_keys_actually_set_are_reported() -> None:
         "serversTransport.spiffe",
         "entryPoints.b.udp",
         "metrics.datadog",
-        "api.dashboard",
     ]
 
 

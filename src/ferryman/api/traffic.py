@@ -1,0 +1,120 @@
+"""``<basePath>/api/traffic``: cumulative request counters for the dashboard's live request rates
+(ferryman's own endpoint; Traefik's dashboard has none).
+
+Costs nothing while nobody watches: the counter is attached to the entry points' request
+recording seam (:mod:`ferryman.observability.recorder`) on the first ``/api/traffic`` request and
+detached again when no request came for :data:`IDLE_SECONDS`. While attached, each finished
+exchange of a non-internal router costs three dictionary updates. The dashboard polls the
+endpoint and turns the differences between two answers into rates, so counters start at zero
+when watching starts.
+
+Answer::
+
+    {"time": 1764100000.25, "since": 1764099990.0,
+     "entryPoints": {"web": {"requests": 120, "errors": 2}},
+     "routers": {"app@file": {"requests": 118, "errors": 2}},
+     "services": {"app@file": {"requests": 118, "errors": 2}}}
+
+``errors`` counts 5xx answers (and clients gone before an answer, Traefik's 499, are requests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ferryman.api.gojson import encode
+
+__all__ = ["IDLE_SECONDS", "TrafficCounter"]
+
+IDLE_SECONDS = 60.0
+
+
+class _Exchange(Protocol):
+    router: str | None
+    service: str | None
+
+    @property
+    def entrypoint(self) -> str: ...
+
+
+class _Tap(Protocol):
+    status: int
+
+    @property
+    def ex(self) -> _Exchange: ...
+
+
+#: ``attach(consumer)`` installs the consumer on every entry point; ``attach(None)`` removes it.
+Attach = Callable[[Callable[[Any], None] | None], None]
+
+
+class TrafficCounter:
+    def __init__(self, attach: Attach, idle: float = IDLE_SECONDS) -> None:
+        self._attach = attach
+        self.idle = idle
+        self.attached = False
+        self.since = 0.0
+        self._last_read = 0.0
+        self._check: asyncio.TimerHandle | None = None
+        self.entry_points: dict[str, list[int]] = {}
+        self.routers: dict[str, list[int]] = {}
+        self.services: dict[str, list[int]] = {}
+
+    def record(self, tap: _Tap) -> None:
+        """The consumer: one finished exchange."""
+        ex = tap.ex
+        error = 1 if tap.status >= 500 else 0
+        for table, key in ((self.entry_points, ex.entrypoint), (self.routers, ex.router),
+                           (self.services, ex.service)):
+            if key is None:
+                continue
+            counts = table.get(key)
+            if counts is None:
+                table[key] = [1, error]
+            else:
+                counts[0] += 1
+                counts[1] += error
+
+    def read(self) -> bytes:
+        """The JSON answer; attaches the counter if it is not recording yet."""
+        now = time.monotonic()
+        self._last_read = now
+        if not self.attached:
+            self.entry_points.clear()
+            self.routers.clear()
+            self.services.clear()
+            self.since = time.time()
+            self._attach(self.record)
+            self.attached = True
+            self._schedule()
+        body: dict[str, Any] = {"time": round(time.time(), 3), "since": round(self.since, 3)}
+        for key, table in (("entryPoints", self.entry_points), ("routers", self.routers),
+                           ("services", self.services)):
+            body[key] = {name: {"requests": c[0], "errors": c[1]} for name, c in sorted(table.items())}
+        return encode(body)
+
+    def _schedule(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (unit tests calling read() directly): stays attached
+            return
+        self._check = loop.call_later(self.idle, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._check = None
+        left = self._last_read + self.idle - time.monotonic()
+        if left > 0:
+            self._check = asyncio.get_running_loop().call_later(left, self._idle_check)
+            return
+        self.detach()
+
+    def detach(self) -> None:
+        if self._check is not None:
+            self._check.cancel()
+            self._check = None
+        if self.attached:
+            self._attach(None)
+            self.attached = False
