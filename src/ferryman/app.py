@@ -16,6 +16,7 @@ from typing import Any
 from ferryman.acme.manager import Resolvers
 from ferryman.api.dashboard import DashboardService
 from ferryman.api.handler import ApiService, api_prefix, debug_prefix
+from ferryman.api.traffic import TrafficCounter
 from ferryman.control.compile import Builders, Snapshot, compile_snapshot
 from ferryman.control.watcher import Watcher
 from ferryman.dynamic.merge import MAX_INT, EntryPointInfo, MergeSettings, Redirect, merge
@@ -33,6 +34,7 @@ from ferryman.gcpause import gc_paused
 from ferryman.http.exchange import Exchange, Handler
 from ferryman.middlewares import MiddlewareContext, build_middleware
 from ferryman.observability import events
+from ferryman.observability.recorder import Consumer, Observer
 from ferryman.observability.setup import Observability
 from ferryman.providers.base import Provider, ProviderMessage
 from ferryman.providers.docker import docker_provider
@@ -200,7 +202,9 @@ class App:
         if self.static.ping is not None:
             internal["ping@internal"] = PingService(self, self.static.ping.terminating_status_code)
         if self.static.api is not None:
-            internal["api@internal"] = ApiService(self.static, lambda: self.snapshot)
+            # the dashboard's request rates: counted only while someone polls /api/traffic
+            traffic = TrafficCounter(self._watch_traffic) if self.static.api.dashboard else None
+            internal["api@internal"] = ApiService(self.static, lambda: self.snapshot, traffic=traffic)
             if self.static.api.dashboard:
                 internal["dashboard@internal"] = DashboardService()
         internal.update(self.observability.internal_services())
@@ -214,6 +218,7 @@ class App:
             internal=internal,
         )
         self._reported: set[str] = set()
+        self._unwatched: dict[str, Observer | None] = {}
         self._frozen = False
 
     # -- configuration ---------------------------------------------------------------------------
@@ -283,6 +288,19 @@ class App:
                                                if not r.serving]) + len(snapshot.disabled),
                 services=len(merged.services), middlewares=len(merged.middlewares),
                 seconds=snapshot.seconds, providers=messages)
+
+    def _watch_traffic(self, consumer: Consumer | None) -> None:
+        """Adds the dashboard's request counter to every entry point's observer, next to what
+        metrics and access logs record there (``None``: put the observers back as they were)."""
+        if consumer is None:
+            for name, observer in self._unwatched.items():
+                self.entry_points[name].observer = observer
+            self._unwatched = {}
+            return
+        for name, ep in self.entry_points.items():
+            observer = self._unwatched.setdefault(name, ep.observer)
+            everything, external = (observer.all, observer.external_only) if observer is not None else ((), ())
+            ep.observer = Observer(everything, (*external, consumer))
 
     # -- lifecycle -------------------------------------------------------------------------------
 

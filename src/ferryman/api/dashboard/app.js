@@ -242,7 +242,7 @@ function renderOverview() {
       return h("a", { class: "card", href: itemHref("entrypoints", ep.name), "data-entrypoint": ep.name },
         h("h3", {}, ep.name, ep.http?.tls ? pill("neutral", "TLS") : null),
         h("div", { class: "mono", text: entryPointAddress(ep) }),
-        state.trafficAvailable ? h("div", { class: "muted" }, rateCell(rate?.requests), " req/s") : null);
+        state.trafficAvailable ? h("div", { class: "muted" }, rateCell(rate?.requests ?? (state.rates ? 0 : undefined)), " req/s") : null);
     })),
     h("h2", {}, "HTTP"),
     h("div", { class: "grid" },
@@ -265,7 +265,7 @@ function renderOverview() {
 }
 
 function routerRow(r) {
-  const rate = state.rates?.routers?.[r.name];
+  const rate = state.rates?.routers?.[r.name] ?? (state.rates ? { requests: 0 } : undefined);
   return h("tr", { "data-router": r.name, "data-status": r.status },
     h("td", {}, pill(r.status)),
     h("td", {}, link(itemHref("routers", r.name), r.name, { class: "name" }), errorList(r.error, r.status)),
