@@ -205,3 +205,37 @@ def test_dashboard_routing_as_traefik(dashboard_pair: Pair, entry_point: str, pa
         assert f_body == t_body
     elif t_type.startswith("text/html"):
         assert f_body.startswith(b"<!DOCTYPE html>")
+
+
+@pytest.fixture(scope="module")
+def base_path_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """``api.basePath`` with a user router (Traefik documents basePath for that case only)."""
+    backends = Backends()
+    dynamic = {"http": {
+        "routers": {"admin": {"rule": "PathPrefix(`/tr`)", "entryPoints": ["web"], "service": "api@internal",
+                              "middlewares": ["auth"]}},
+        "middlewares": {"auth": {"basicAuth": {"users": [ADMIN]}}},
+    }}
+    try:
+        with Pair(tmp_path_factory.mktemp("basepath"), backends, {"web": {}}, dynamic,
+                  static_extra={"api": {"basePath": "/tr/"}}) as p:
+            yield p
+    finally:
+        backends.close()
+
+
+@pytest.mark.parametrize(("path", "auth"), [
+    ("/tr/api/overview", False), ("/tr/", True), ("/tr", True), ("/tr/dashboard/", True), ("/tr/dashboard", True),
+    ("/tr/api/http/routers?search=admin", True), ("/tr/api/http/services/dashboard@internal", True),
+    ("/tr/api/entrypoints/web", True), ("/tr/api/nothing", True), ("/tr/other", True),
+])
+def test_base_path_as_traefik(base_path_pair: Pair, path: str, auth: bool) -> None:
+    headers = AUTH if auth else None
+    t_status, t_location, t_type, t_body = ask(base_path_pair, "traefik", "web", path, headers)
+    f_status, f_location, f_type, f_body = ask(base_path_pair, "ferryman", "web", path, headers)
+    assert (f_status, f_location, f_type) == (t_status, t_location, t_type)
+    if t_type == "application/json":
+        t, f = normalise(json.loads(t_body)), normalise(json.loads(f_body))
+        assert json.dumps(f, indent=1) == json.dumps(t, indent=1)
+    elif t_status != 200:
+        assert f_body == t_body
