@@ -30,6 +30,7 @@ from ferryman.providers.docker_config import (
     DockerSettings,
     build_configuration,
     container_from_inspect,
+    settings_errors,
 )
 from ferryman.providers.docker_engine import EngineClient, EngineError, NotFound, parse_endpoint, tls_context
 
@@ -193,11 +194,16 @@ class DockerProvider:
             try:
                 await self._session(emit)
                 return  # watch: false, listed once
-            except EngineError as exc:
+            except Exception as exc:  # an engine problem, or a bug: never let the provider die
                 delay = self.backoff.next()
                 self._host_ip = None
-                log.error("provider docker: %s; keeping the last configuration, retrying in %.2gs", exc, delay,
-                          extra={"fields": {"providerName": self.name, "endpoint": self.endpoint.text}})
+                fields = {"fields": {"providerName": self.name, "endpoint": self.endpoint.text}}
+                if isinstance(exc, EngineError):
+                    log.error("provider docker: %s; keeping the last configuration, retrying in %.2gs", exc,
+                              delay, extra=fields)
+                else:
+                    log.exception("provider docker: unexpected error; keeping the last configuration, "
+                                  "retrying in %.2gs", delay, extra=fields)
                 await asyncio.sleep(delay)
 
     async def _session(self, emit: Emit) -> None:
@@ -282,6 +288,13 @@ def docker_provider(static: StaticDocker) -> DockerProvider:
         exposed_by_default=static.exposed_by_default, default_rule=static.default_rule, network=static.network,
         constraints=static.constraints, allow_empty_services=static.allow_empty_services,
         use_bind_port_ip=static.use_bind_port_ip)
+    errors = settings_errors(settings)
+    if errors:
+        option, message = errors[0]
+        raise ConfigError(message, source="static configuration", path=f"providers.docker.{option}",
+                          fix="constraints: Label(`key`, `value`) / LabelRegex(`key`, `re`) with && || ! ()"
+                          if option == "constraints" else
+                          "defaultRule: a Go template such as Host(`{{ normalize .Name }}.example.com`)")
     tls = None
     if static.tls is not None:
         tls = {"ca": static.tls.ca, "cert": static.tls.cert, "key": static.tls.key,

@@ -57,6 +57,7 @@ __all__ = [
     "normalize",
     "render_default_rule",
     "service_name",
+    "settings_errors",
 ]
 
 DEFAULT_RULE = "Host(`{{ normalize .Name }}`)"
@@ -388,6 +389,21 @@ class _Eval:
 # Constraints: Label("k", "v"), LabelRegex("k", "re"), &&, ||, !
 
 
+def settings_errors(settings: DockerSettings) -> list[tuple[str, str]]:
+    """``(option, message)`` for ``constraints`` that do not parse and a ``defaultRule`` template
+    that cannot render (checked once at startup, instead of failing for every container)."""
+    errors: list[tuple[str, str]] = []
+    try:
+        _constraints_match(settings.constraints, {})
+    except (RuleError, ValueError) as exc:
+        errors.append(("constraints", f"constraints {settings.constraints!r}: {exc}"))
+    try:
+        render_default_rule(settings.default_rule, {"Name": "name", "ContainerName": "name", "Labels": {}})
+    except TemplateError as exc:
+        errors.append(("defaultRule", f"defaultRule {settings.default_rule!r}: {exc}"))
+    return errors
+
+
 def _constraints_match(expr: str, labels: Mapping[str, str]) -> bool:
     if not expr.strip():
         return True
@@ -679,7 +695,7 @@ def build_configuration(containers: Sequence[ContainerInfo], settings: DockerSet
         warnings.extend(decoded.warnings)
         built.append((f"{name}-{c.id}", c, decoded.config, l4))
     built.sort(key=lambda item: item[0])
-    config, merge_problems = _merge([(key, cfg, l4) for key, _, cfg, l4 in built])
+    config, merge_problems = _merge([(c.container_name, cfg, l4) for _key, c, cfg, l4 in built])
     problems.extend(merge_problems)
     return config, problems, warnings
 
@@ -708,7 +724,7 @@ _KINDS = (("http", "routers"), ("http", "services"), ("http", "middlewares"),
           ("http", "servers_transports"), ("tls", "options"), ("tls", "stores"))
 
 
-def _merge(items: Sequence[tuple[str, Configuration, dict[str, Any]]],
+def _merge(items: Sequence[tuple[str, Configuration, dict[str, Any]]],  # (container name, ...)
            ) -> tuple[Configuration, list[ElementProblem]]:
     maps: dict[tuple[str, str], dict[str, Any]] = {k: {} for k in _KINDS}
     owners: dict[tuple[str, str, str], list[str]] = {}
@@ -754,7 +770,7 @@ def _merge(items: Sequence[tuple[str, Configuration, dict[str, Any]]],
         else:
             l4[part][attr].pop(name, None)
             kind = f"{part}.{attr}"
-        containers = ", ".join(owners[(part, attr, name)])
+        containers = ", ".join(repr(n) for n in owners[(part, attr, name)])
         problems.append(ElementProblem(kind, name, f"{kind}.{name}: defined multiple times with different "
                                        f"configurations (containers {containers}); left out"))
     config = Configuration(

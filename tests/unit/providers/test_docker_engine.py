@@ -74,3 +74,16 @@ def test_a_listing_reflects_an_event(action: str, state: tuple[str, str], reflec
     assert p._reflects("c1", action) is reflected
     p.states = {}
     assert p._reflects("c1", "destroy") is True
+
+
+@pytest.mark.parametrize(("flag", "path"), [
+    ("--providers.docker.constraints=Label(`a`", "providers.docker.constraints"),
+    ("--providers.docker.constraints=Host(`a`)", "providers.docker.constraints"),
+    ("--providers.docker.defaultRule=Host(`{{ nope .Name }}`)", "providers.docker.defaultRule"),
+])
+def test_bad_constraints_or_default_rule_fail_at_startup(flag: str, path: str) -> None:
+    docker = load_static([flag], {}).config.providers.docker
+    assert docker is not None
+    with pytest.raises(ConfigError) as info:
+        docker_provider(docker)
+    assert info.value.path == path
