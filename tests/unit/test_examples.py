@@ -116,6 +116,12 @@ def test_example_configs_describe_the_demo() -> None:
     assert static["providers"]["file"] == {"directory": "examples/dynamic", "watch": True}
     assert static["log"]["level"] == "INFO"
 
+    # ferryman.yml is traefik.yml plus the demo's localCA resolver (a ferryman key)
+    ferryman = yaml.safe_load((REPO_ROOT / "examples" / "ferryman.yml").read_text())
+    assert ferryman.pop("certificatesResolvers") == {
+        "local": {"localCA": {"storage": ".ferryman-demo-ca", "certificatesDuration": "12h"}}}
+    assert ferryman == static
+
     http = yaml.safe_load((REPO_ROOT / "examples" / "dynamic" / "routes.yml").read_text())["http"]
     routers, services = http["routers"], http["services"]
     assert routers["hello"] == {"entryPoints": ["web"], "rule": "Host(`localhost`)", "service": "hello-v1"}
@@ -125,6 +131,8 @@ def test_example_configs_describe_the_demo() -> None:
     )
     assert canary["service"] == "hello-v2"
     assert routers["hello-split"]["service"] == "hello-split"
+    assert routers["hello-https"] == {"entryPoints": ["websecure"], "rule": "Host(`localhost`)",
+                                      "service": "hello-v1", "tls": {"certResolver": "local"}}
     assert services["hello-v1"]["loadBalancer"]["servers"] == [{"url": "http://127.0.0.1:8081"}]
     assert services["hello-v2"]["loadBalancer"]["servers"] == [{"url": "http://127.0.0.1:8082"}]
     weights = {s["name"]: s["weight"] for s in services["hello-split"]["weighted"]["services"]}

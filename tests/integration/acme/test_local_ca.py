@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Callable
@@ -9,14 +10,16 @@ from pathlib import Path
 
 from tests.integration.conftest import StartFerryman
 from tests.support.acme import dynamic_https, leaf_of, served_chain, wait_https
-from tests.support.procs import free_port
+from tests.support.procs import free_port, http_request
 
 
 def test_local_ca_serves_trusted_https_renews_and_keeps_its_root(
         ferryman: StartFerryman, hello: Callable[[str], int], tmp_path: Path) -> None:
     websecure = free_port()
     ca_dir = tmp_path / "local-ca"
-    static = {"entryPoints": {"websecure": {"address": f"127.0.0.1:{websecure}"}},
+    static = {"entryPoints": {"websecure": {"address": f"127.0.0.1:{websecure}"},
+                              "traefik": {"address": "127.0.0.1:0"}},
+              "api": {"insecure": True},
               "certificatesResolvers": {"local": {"localCA": {"storage": str(ca_dir),
                                                               "certificatesDuration": "12s"}}}}
     dynamic = dynamic_https("Host(`demo.localhost`)", hello("local"), resolver="local")
@@ -26,6 +29,13 @@ def test_local_ca_serves_trusted_https_renews_and_keeps_its_root(
     assert "Hello from local" in done.stdout
     assert stat.S_IMODE(os.stat(ca_dir / "root.key").st_mode) == 0o600
     first = leaf_of(served_chain(websecure, "demo.localhost"))
+    # /api/certificates shows it with its issuer and expiry
+    status, _, body = http_request("127.0.0.1", fm.ports["traefik"], "/api/certificates")
+    assert status == 200
+    [listed] = [c for c in json.loads(body) if c["sans"] == ["demo.localhost"]]
+    assert listed["issuerCN"].startswith("ferryman Local CA") and listed["issuerOrg"] == "ferryman"
+    assert listed["notAfter"] == first.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert listed["status"] == "warning"  # expires within 30 days
     assert (first.not_valid_after_utc - first.not_valid_before_utc).total_seconds() <= 12 + 60
     # a third of the lifetime left: renewed and swapped in, still trusted
     renewed = fm.wait_for(lambda e: e.get("event") == "certificate.renewed", 30)
