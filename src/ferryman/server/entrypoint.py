@@ -99,6 +99,8 @@ class EntryPointSettings:
     sanitize_path: bool = True                  # http.sanitizePath
     encode_query_semicolons: bool = False       # http.encodeQuerySemicolons
     http2_max_concurrent_streams: int = 250     # http2.maxConcurrentStreams
+    http3: bool = False                         # an http3 section is present
+    http3_advertised_port: int = 0              # http3.advertisedPort (0: the bound port)
     backlog: int = 4096
 
     @classmethod
@@ -133,6 +135,8 @@ class EntryPointSettings:
             "sanitize_path": bool(ep.http.sanitize_path),
             "encode_query_semicolons": bool(ep.http.encode_query_semicolons),
             "http2_max_concurrent_streams": int(ep.http2.max_concurrent_streams),
+            "http3": ep.http3 is not None,
+            "http3_advertised_port": int(ep.http3.advertised_port) if ep.http3 is not None else 0,
         }
         values.update(overrides)
         return cls(**values)
@@ -176,6 +180,10 @@ class EntryPoint:
         self._sweep_handle: asyncio.TimerHandle | None = None
         self._tick = _tick(settings)
         self._drained: asyncio.Event | None = None
+        #: HTTP/3: the ``Alt-Svc`` value and line added to TLS responses on TCP (``None``: no HTTP/3).
+        self.alt_svc_value: bytes | None = None
+        self.alt_svc: bytes | None = None
+        self._quic: Any = None
         #: Metrics / access-log recording (:mod:`ferryman.observability.recorder`); ``None`` = off.
         self.observer: Observer | None = None
 
@@ -191,6 +199,13 @@ class EntryPoint:
             reuse_port=settings.reuse_port or None, backlog=settings.backlog, ssl=self._ssl)
         sockets = self._server.sockets
         self.bound_port = sockets[0].getsockname()[1] if sockets else settings.port
+        if settings.http3:
+            from ferryman.server.h3 import alt_svc, start_http3
+
+            transport, _ = await start_http3(self, loop)
+            self._quic = transport
+            self.alt_svc_value = alt_svc(settings.http3_advertised_port or self.bound_port)
+            self.alt_svc = b"Alt-Svc: " + self.alt_svc_value + b"\r\n"
         self._sweep_handle = loop.call_later(self._tick, self._sweep)
         log.debug("entry point %s listening on %s:%d", settings.name, settings.host or "*", self.bound_port)
 
@@ -205,6 +220,7 @@ class EntryPoint:
         server = self._server
         if server is not None:
             server.close()
+        self.alt_svc = self.alt_svc_value = None
         self._drained = asyncio.Event()
         for conn in list(self.connections):
             conn.close_if_idle()
@@ -219,6 +235,9 @@ class EntryPoint:
         if self._sweep_handle is not None:
             self._sweep_handle.cancel()
             self._sweep_handle = None
+        if self._quic is not None:
+            self._quic.close()
+            self._quic = None
         if server is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), 1.0)

@@ -858,6 +858,9 @@ class H1Connection(asyncio.Protocol):
             tail = b"Connection: keep-alive\r\n\r\n"
         else:
             tail = b"\r\n"
+        alt = self._ep.alt_svc
+        if alt is not None and ex.conn.tls:
+            framing += alt
         if headers:
             self._pending = b"%b%b\r\n%b%b" % (line, b"\r\n".join(map(b": ".join, headers)), framing, tail)
         else:

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from h2.config import H2Configuration
@@ -51,6 +52,7 @@ from ferryman.http.exchange import (
     X_TE_TRAILERS,
     X_XF_SHIFT,
     ConnInfo,
+    Downstream,
     Exchange,
     Headers,
     TunnelPeer,
@@ -102,14 +104,14 @@ _BODYLESS: Final = frozenset((204, 304))
 _STATUS: dict[int, bytes] = {}
 
 
-def _status(status: int) -> bytes:
+def status_bytes(status: int) -> bytes:
     value = _STATUS.get(status)
     if value is None:
         value = _STATUS[status] = b"%d" % status
     return value
 
 
-class _Reject(Exception):
+class Reject(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(status)
         self.status = status
@@ -140,7 +142,7 @@ class H2Stream:
     def send_info(self, status: int, headers: Headers) -> None:
         if self._ended or self._head_sent or status == 101:
             return
-        self._conn.send_headers(self, [(b":status", _status(status)), *_clean(headers)], False)
+        self._conn.send_headers(self, [(b":status", status_bytes(status)), *clean_response_headers(headers)], False)
 
     def send_head(self, status: int, headers: Headers, length: int) -> None:
         ex = self.ex
@@ -148,10 +150,13 @@ class H2Stream:
             return
         ex.status = status
         self._head_sent = True
-        out: Headers = [(b":status", _status(status))]
-        out.extend(_clean(headers))
+        out: Headers = [(b":status", status_bytes(status))]
+        out.extend(clean_response_headers(headers))
         if length >= 0 and status not in _BODYLESS:
             out.append((b"content-length", b"%d" % length))
+        alt = self._conn._ep.alt_svc_value
+        if alt is not None and ex.conn.tls:
+            out.append((b"alt-svc", alt))
         # Held back: a response that ends at once (gRPC's trailers-only) goes out as one HEADERS
         # frame with END_STREAM; otherwise the head leaves with the first data or at flush().
         self._head = out
@@ -227,7 +232,7 @@ class H2Stream:
             observed_lost(ex)
 
 
-def _clean(headers: Headers) -> Headers:
+def clean_response_headers(headers: Headers) -> Headers:
     """Response headers as HTTP/2 wants them: lower-case names, no connection-specific ones."""
     out: Headers = []
     for name, value in headers:
@@ -235,6 +240,106 @@ def _clean(headers: Headers) -> Headers:
         if lname not in _HOP:
             out.append((lname, value))
     return out
+
+
+def build_exchange(ep: EntryPoint, stream: Downstream, raw: Sequence[tuple[bytes, bytes]], info: ConnInfo, ended: bool,
+                   version: bytes) -> Exchange:
+    """An exchange from an HTTP/2 or HTTP/3 header list (pseudo-headers first); raises
+:class:`Reject` with the status for malformed requests."""
+    method = url = authority = b""
+    host: bytes | None = None
+    headers: Headers = []
+    cookies: list[bytes] | None = None
+    flags = 0
+    xff: list[bytes] | None = None
+    length = -1
+    for name, value in raw:
+        if name[:1] == b":":
+            if name == b":method":
+                method = value
+            elif name == b":path":
+                url = value
+            elif name == b":authority":
+                authority = value
+            continue
+        if name == b"cookie":
+            if cookies is None:
+                cookies = [value]
+            else:
+                cookies.append(value)
+            continue
+        kind = _SPECIAL.get(name)
+        if kind is None:
+            headers.append((name, value))
+        elif kind == S_HOST:
+            if host is None:
+                host = value
+        elif kind == S_CL:
+            try:
+                length = int(value)
+            except ValueError as exc:
+                raise Reject(400) from exc
+        elif kind == S_TEHDR:
+            if b"trailers" in connection_tokens([value]):
+                flags |= X_TE_TRAILERS
+        elif kind == S_EXPECT:
+            if value.strip().lower() == b"100-continue":
+                flags |= X_EXPECT
+            headers.append((name, value))
+        elif kind < S_XFP:
+            continue  # Transfer-Encoding, Connection, Upgrade (h2 rejects them), hop-by-hop
+        else:
+            if not info.trusted:
+                continue
+            if kind == S_XFF:
+                if xff is None:
+                    xff = [value]
+                else:
+                    xff.append(value)
+                continue
+            if kind == S_XSERVER or (kind == S_XSCHEME and info.forwarding.add_scheme_headers):
+                continue
+            flags |= (_XF_FLAGS.get(kind, 0) >> XF_SHIFT) << X_XF_SHIFT
+            headers.append((name, value))
+    if cookies is not None:
+        headers.append((b"cookie", b"; ".join(cookies)))
+    if not authority:
+        authority = host or b""
+    if authority and not _valid_host(authority):
+        raise Reject(400)
+    if method == b"CONNECT" or not url:
+        raise Reject(400 if method != b"CONNECT" else 405)
+    target = url
+    query: bytes | None
+    if url[:1] != b"/":
+        if url == b"*" and method == b"OPTIONS":
+            path, query = url, None
+        else:
+            raise Reject(400)
+    else:
+        path, sep, q = url.partition(b"?")
+        query = q if sep else None
+    if b"#" in path:
+        raise Reject(400)
+    if b"%" in path or b"/." in path or b"//" in path or not path.isascii():
+        try:
+            new_path = normalize_path(path, sanitize=ep.settings.sanitize_path)
+        except BadTarget as exc:
+            raise Reject(400) from exc
+        if new_path != path:
+            path = new_path
+            target = path if query is None else path + b"?" + query
+    if query is not None and b";" in query:
+        query = query.replace(b";", b"%3B" if ep.settings.encode_query_semicolons else b"&")
+        target = path + b"?" + query
+    if ended:
+        length = 0
+    ex = Exchange(info, stream, method, target, path, query, version, headers, authority, length)
+    if xff is not None:
+        ex.xff_prior = b", ".join(xff)
+        flags |= XF_FOR << X_XF_SHIFT
+    ex.flags = flags
+    return ex
 
 
 class H2Connection(asyncio.Protocol):
@@ -440,7 +545,7 @@ class H2Connection(asyncio.Protocol):
         assert info is not None
         try:
             ex = self._build(stream, event.headers, info, event.stream_ended is not None)
-        except _Reject as rej:
+        except Reject as rej:
             ex = Exchange(info, stream, b"GET", b"/", b"/", None, b"2", [], b"", 0)
             stream.ex = ex
             ex.respond(rej.status, (), b"", content_type=None)
@@ -503,101 +608,7 @@ class H2Connection(asyncio.Protocol):
                     stream.abort()
 
     def _build(self, stream: H2Stream, raw: list[tuple[bytes, bytes]], info: ConnInfo, ended: bool) -> Exchange:
-        method = url = authority = b""
-        host: bytes | None = None
-        headers: Headers = []
-        cookies: list[bytes] | None = None
-        flags = 0
-        xff: list[bytes] | None = None
-        length = -1
-        for name, value in raw:
-            if name[:1] == b":":
-                if name == b":method":
-                    method = value
-                elif name == b":path":
-                    url = value
-                elif name == b":authority":
-                    authority = value
-                continue
-            if name == b"cookie":
-                if cookies is None:
-                    cookies = [value]
-                else:
-                    cookies.append(value)
-                continue
-            kind = _SPECIAL.get(name)
-            if kind is None:
-                headers.append((name, value))
-            elif kind == S_HOST:
-                if host is None:
-                    host = value
-            elif kind == S_CL:
-                try:
-                    length = int(value)
-                except ValueError as exc:
-                    raise _Reject(400) from exc
-            elif kind == S_TEHDR:
-                if b"trailers" in connection_tokens([value]):
-                    flags |= X_TE_TRAILERS
-            elif kind == S_EXPECT:
-                if value.strip().lower() == b"100-continue":
-                    flags |= X_EXPECT
-                headers.append((name, value))
-            elif kind < S_XFP:
-                continue  # Transfer-Encoding, Connection, Upgrade (h2 rejects them), hop-by-hop
-            else:
-                if not info.trusted:
-                    continue
-                if kind == S_XFF:
-                    if xff is None:
-                        xff = [value]
-                    else:
-                        xff.append(value)
-                    continue
-                if kind == S_XSERVER or (kind == S_XSCHEME and info.forwarding.add_scheme_headers):
-                    continue
-                flags |= (_XF_FLAGS.get(kind, 0) >> XF_SHIFT) << X_XF_SHIFT
-                headers.append((name, value))
-        if cookies is not None:
-            headers.append((b"cookie", b"; ".join(cookies)))
-        if not authority:
-            authority = host or b""
-        if authority and not _valid_host(authority):
-            raise _Reject(400)
-        if method == b"CONNECT" or not url:
-            raise _Reject(400 if method != b"CONNECT" else 405)
-        target = url
-        query: bytes | None
-        if url[:1] != b"/":
-            if url == b"*" and method == b"OPTIONS":
-                path, query = url, None
-            else:
-                raise _Reject(400)
-        else:
-            path, sep, q = url.partition(b"?")
-            query = q if sep else None
-        ep = self._ep
-        if b"#" in path:
-            raise _Reject(400)
-        if b"%" in path or b"/." in path or b"//" in path or not path.isascii():
-            try:
-                new_path = normalize_path(path, sanitize=ep.settings.sanitize_path)
-            except BadTarget as exc:
-                raise _Reject(400) from exc
-            if new_path != path:
-                path = new_path
-                target = path if query is None else path + b"?" + query
-        if query is not None and b";" in query:
-            query = query.replace(b";", b"%3B" if ep.settings.encode_query_semicolons else b"&")
-            target = path + b"?" + query
-        if ended:
-            length = 0
-        ex = Exchange(info, stream, method, target, path, query, b"2", headers, authority, length)
-        if xff is not None:
-            ex.xff_prior = b", ".join(xff)
-            flags |= XF_FOR << X_XF_SHIFT
-        ex.flags = flags
-        return ex
+        return build_exchange(self._ep, stream, raw, info, ended, b"2")
 
     # =========================================================================== output
 
@@ -679,7 +690,7 @@ class H2Connection(asyncio.Protocol):
                 trailers = stream._end[0]
                 stream._ended = True
                 if trailers:
-                    h2.send_headers(sid, _clean(trailers), end_stream=True)
+                    h2.send_headers(sid, clean_response_headers(trailers), end_stream=True)
                 else:
                     h2.end_stream(sid)
                 self._finish(stream)

@@ -28,7 +28,6 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset({
     "entryPoints.*.allowACMEByPass",
     "entryPoints.*.http2.maxDecoderHeaderTableSize",  # HTTP/2 is served; h2 keeps its 4096 tables
     "entryPoints.*.http2.maxEncoderHeaderTableSize",
-    "entryPoints.*.http3",
     "entryPoints.*.udp",
     "entryPoints.*.observability.tracing",  # accessLogs and metrics are honoured
     "entryPoints.*.observability.traceVerbosity",

@@ -568,7 +568,6 @@ log:
   maxSize: 10
 """)
     assert load([f"--configFile={path}"]).warnings == [
-        "entryPoints.websecure.http3: accepted but not implemented yet in ferryman 0.1; ignored",
         "log.maxSize: accepted but not implemented yet in ferryman 0.1; ignored",
         "tracing: accepted but not implemented yet in ferryman 0.1; ignored",
     ]
