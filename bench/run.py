@@ -39,7 +39,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
-TOOLS_VENV = BENCH_DIR / ".venv-tools"
+TOOLS_VENV = Path(os.environ.get("FERRYMAN_BENCH_TOOLS", BENCH_DIR / ".venv-tools"))  # override: another checkout's tools
 RESULTS_DIR = BENCH_DIR / "results"
 FERRYMAN_BIN = ROOT / ".venv" / "bin" / "ferryman"
 # Pinned so that results stay comparable between runs; override with --tool-pins.
@@ -896,6 +896,206 @@ def scenario_chain5(b: Bench) -> Json:
                                       "chain": {"summary": five, "runs": runs[f"{name}-5"]},
                                       "ratio_chain_vs_none": r_, "ratios": ratios.get(f"{name}-5")}
     return result
+
+
+# --------------------------------------------------------------------------------------------------
+# TLS and HTTP/2: the same proxy, terminating TLS (EC P-256 certificate, TLS 1.3) in front of the
+# HTTP/1.1 nginx backend.
+
+
+def make_cert(b: Bench) -> tuple[Path, Path]:
+    """One self-signed EC P-256 certificate for bench.local, shared by every contender."""
+    cert, key = b.tmp / "bench.crt", b.tmp / "bench.key"
+    if not cert.exists():
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj",
+                        f"/CN={BENCH_HOST}", "-addext", f"subjectAltName=DNS:{BENCH_HOST}"],
+                       check=True, capture_output=True)
+    return cert, key
+
+
+def tls_get(port: int, timeout: float = 2.0) -> tuple[int, bytes]:
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=ctx)
+    try:
+        conn.request("GET", "/", headers={"Host": BENCH_HOST})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def wait_tls(b: Bench, proc: Proc, port: int, deadline: float = 30) -> float:
+    start = time.monotonic()
+    last = "no answer"
+    while time.monotonic() - start < deadline:
+        if proc.poll() is not None:
+            raise Skip(f"exited with code {proc.returncode}:\n{b.log_tail(proc)}")
+        try:
+            status, body = tls_get(port)
+            if status == 200 and body == BACKEND_BODY:
+                return time.monotonic() - start
+            last = f"HTTP {status} {body[:80]!r}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.02)
+    raise Skip(f"not ready over TLS after {deadline:.0f}s (last: {last}):\n{b.log_tail(proc)}")
+
+
+def start_tls_contender(b: Bench, name: str, scenario_name: str) -> Running:
+    cert, key = make_cert(b)
+    label = f"{name}-{scenario_name}"
+    if name == "nginx":
+        proc, port = b.start_nginx(label, PROXY_CORE, (
+            f"    upstream backend {{ server 127.0.0.1:{b.backend_port}; keepalive 64; keepalive_requests 1000000; }}\n"
+            "    server {\n"
+            "        listen 127.0.0.1:@PORT@ ssl http2 backlog=4096;\n"
+            f"        server_name {BENCH_HOST};\n"
+            f"        ssl_certificate {cert};\n        ssl_certificate_key {key};\n"
+            "        ssl_protocols TLSv1.2 TLSv1.3;\n"
+            "        http2_max_concurrent_streams 250;\n"
+            "        location / {\n"
+            "            proxy_pass http://backend;\n            proxy_http_version 1.1;\n"
+            '            proxy_set_header Connection "";\n'
+            "        }\n    }\n"))
+    elif name == "caddy":
+        caddy = tool_bin("caddy")
+        if not caddy.exists():
+            raise Skip("caddy missing")
+        home = b.tmp / label
+        home.mkdir()
+        port = free_port()
+        (home / "Caddyfile").write_text(
+            "{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n"
+            f"\tstorage file_system {home}/data\n\tdefault_sni {BENCH_HOST}\n}}\n\n"
+            # wrk sends the URL's IP as SNI: the site answers for it too, with the same certificate
+            f"https://{BENCH_HOST}:{port}, https://127.0.0.1:{port} {{\n\tbind 127.0.0.1\n\ttls {cert} {key}\n"
+            f"\treverse_proxy 127.0.0.1:{b.backend_port} {{\n\t\ttransport http {{\n"
+            "\t\t\tkeepalive_idle_conns_per_host 64\n\t\t}\n\t}\n}\n")
+        env = {"HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "config")}
+        argv = [str(caddy), "run", "--config", str(home / "Caddyfile"), "--adapter", "caddyfile"]
+        proc = b.spawn(label, b.pinned(PROXY_CORE, argv), env=env)
+    else:
+        binary = tool_bin("traefik") if name == "traefik" else FERRYMAN_BIN
+        if not binary.exists():
+            raise Skip(f"{binary} missing")
+        cfg = b.tmp / label
+        dyn = cfg / "dynamic"
+        dyn.mkdir(parents=True)
+        port = free_port()
+        dynamic = simple_dynamic(b.backend_port)
+        dynamic["http"]["routers"]["bench"]["tls"] = {}
+        dynamic["tls"] = {"certificates": [{"certFile": str(cert), "keyFile": str(key)}],
+                          "stores": {"default": {"defaultCertificate": {"certFile": str(cert),
+                                                                        "keyFile": str(key)}}}}
+        (dyn / "routes.yml").write_text(yaml_dump(dynamic) + "\n")
+        static = cfg / "traefik.yml"
+        static.write_text(yaml_dump(traefik_static(port, dyn)) + "\n")
+        proc = b.spawn(label, b.pinned(PROXY_CORE, [str(binary), f"--configFile={static}"]))
+    startup = wait_tls(b, proc, port)
+    return Running(label, port, proc, startup_s=startup)
+
+
+def wrk_tls(b: Bench, port: int, duration: float, close: bool) -> Json:
+    argv = ["wrk", "-t1", f"-c{b.args.connections}", f"-d{duration:g}s", "--latency", "--timeout", "5s",
+            "-H", f"Host: {BENCH_HOST}"]
+    if close:
+        argv += ["-H", "Connection: close"]
+    p = subprocess.run(b.pinned(LOAD_CORE, [*argv, f"https://127.0.0.1:{port}/"]), capture_output=True, text=True,
+                       timeout=duration + 60, stdin=subprocess.DEVNULL)
+    res = parse_wrk(p.stdout)
+    if p.returncode != 0 or "rps" not in res:
+        res.update(valid=False, error=(p.stdout + p.stderr)[-500:])
+    return res
+
+
+def h2load_tls(b: Bench, port: int, duration: float) -> Json:
+    """h2load over TLS (ALPN h2): 1 thread, --connections clients, 10 streams each."""
+    argv = ["h2load", "-t1", f"-c{b.args.connections}", "-m10", f"-D{duration:g}", "--warm-up-time=1",
+            "-H", f":authority: {BENCH_HOST}", f"https://127.0.0.1:{port}/"]
+    p = subprocess.run(b.pinned(LOAD_CORE, argv), capture_output=True, text=True, timeout=duration + 60,
+                       stdin=subprocess.DEVNULL)
+    out = p.stdout
+    res: Json = {"valid": False}
+    if m := re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out):
+        res["rps"] = float(m.group(1))
+    if m := re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored",
+                      out):
+        total, _, ok, failed, errored = (int(x) for x in m.groups())
+        res.update(requests=total, succeeded=ok, failed=failed, errored=errored)
+        res["valid"] = "rps" in res and ok > 0 and failed == 0 and errored == 0 and p.returncode == 0
+    if m := re.search(r"Application protocol: (\S+)", out):
+        res["protocol"] = m.group(1)
+        if m.group(1) != "h2":
+            res["valid"] = False
+    if not res["valid"]:
+        res["error"] = (out + p.stderr)[-500:]
+    return res
+
+
+def _interleave_with(b: Bench, targets: dict[str, Running], load: Callable[[Running, float], Json]
+                     ) -> dict[str, list[Json]]:
+    runs: dict[str, list[Json]] = {name: [] for name in targets}
+    if b.args.warmup > 0:
+        for r in targets.values():
+            load(r, b.args.warmup)
+    for rnd in range(1, b.args.rounds + 1):
+        for name, r in targets.items():
+            res = load(r, b.args.duration)
+            res["round"] = rnd
+            runs[name].append(res)
+            flag = "" if res.get("valid") else "  ! INVALID " + _why_invalid(res)
+            say(f"  round {rnd}/{b.args.rounds}  {name:<18} {res.get('rps', 0):>10,.0f} req/s{flag}")
+    return runs
+
+
+def _tls_contenders(b: Bench, started: dict[str, Running], scenario_name: str) -> None:
+    for name in (c for c in ALL_CONTENDERS if c in b.args.only):
+        try:
+            started[name] = start_tls_contender(b, name, scenario_name)
+            say(f"+ {name + '-tls':<18} on 127.0.0.1:{started[name].port} (ready after {started[name].startup_s:.2f}s)")
+        except (Skip, subprocess.CalledProcessError) as exc:
+            b.skipped[f"{name}-tls"] = str(exc)[-1000:]
+            say(f"- skip {name}-tls: {exc}")
+
+
+@scenario("tls")
+def scenario_tls(b: Bench) -> Json:
+    """HTTPS (TLS 1.3, EC P-256): keep-alive req/s, then one new TLS handshake per request (Connection: close)."""
+    result: Json = {}
+    with running(b) as started:
+        _tls_contenders(b, started, "tls")
+        if not started:
+            return {"error": "no contender could start"}
+        for mode, close in (("keepalive", False), ("handshake", True)):
+            say(f"-- tls {mode}")
+            runs = _interleave_with(b, started, lambda r, d, c=close: wrk_tls(b, r.port, d, c))
+            summaries = {n: summarize(rs) for n, rs in runs.items()}
+            what = "new TLS connection per request" if close else "keep-alive"
+            ratios = print_table(f"tls {mode}: wrk -t1 -c{b.args.connections} over TLS, {what}, medians",
+                                 summaries, ["nginx", "caddy", "traefik"])
+            result[mode] = {n: {"summary": summaries[n], "ratios": ratios[n], "runs": runs[n]} for n in runs}
+    return result
+
+
+@scenario("h2")
+def scenario_h2(b: Bench) -> Json:
+    """HTTP/2 over TLS with h2load (-c connections x 10 streams), proxied to the HTTP/1.1 backend."""
+    if not shutil.which("h2load"):
+        return {"error": "h2load not found (apt-get install nghttp2-client)"}
+    with running(b) as started:
+        _tls_contenders(b, started, "h2")
+        if not started:
+            return {"error": "no contender could start"}
+        runs = _interleave_with(b, started, lambda r, d: h2load_tls(b, r.port, d))
+    summaries = {n: summarize(rs) for n, rs in runs.items()}
+    ratios = print_table(f"h2: h2load -t1 -c{b.args.connections} -m10 over TLS, medians", summaries,
+                         ["nginx", "caddy", "traefik"])
+    return {"contenders": {n: {"summary": summaries[n], "ratios": ratios[n], "runs": runs[n]} for n in runs}}
 
 
 def measure_apply(b: Bench, r: Running, count: int) -> Json:
