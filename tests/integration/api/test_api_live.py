@@ -5,6 +5,9 @@ the API."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from tests.integration.conftest import StartFerryman
@@ -100,3 +103,33 @@ def test_debug_endpoints_on_the_traefik_entry_point(ferryman: StartFerryman) -> 
     # only the api and debug prefixes are routed to api@internal
     assert get(port, "/debug")[0] == 404
     assert get(fm.ports["web"], "/debug/vars")[0] == 404
+
+
+def test_cpu_profile_while_serving(ferryman: StartFerryman, hello: Callable[[str], int]) -> None:
+    """The profile samples from its own thread: requests keep being served at once meanwhile, and
+    the answer shows where the loop spent its time (ferryman's HTTP/1.1 code under load)."""
+    backend = hello("app")
+    dynamic = {"http": {"routers": {"app": {"rule": "Host(`app.example`)", "entryPoints": ["web"], "service": "app"}},
+                        "services": {"app": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{backend}"}]}}}}}
+    fm = ferryman({**STATIC, "api": {"insecure": True, "dashboard": False, "debug": True}}, dynamic)
+    result: list[tuple[int, dict[str, str], bytes]] = []
+    profiler = threading.Thread(target=lambda: result.append(
+        get(fm.ports["traefik"], "/debug/pprof/profile?seconds=1.5")))
+    profiler.start()
+    slowest = 0.0
+    served = 0
+    end = time.monotonic() + 1.2
+    while time.monotonic() < end:
+        started = time.monotonic()
+        assert get(fm.ports["web"], "/", host="app.example")[0] == 200
+        slowest = max(slowest, time.monotonic() - started)
+        served += 1
+    profiler.join(10.0)
+    assert served > 20 and slowest < 0.5, (served, slowest)
+    ((status, headers, body),) = result
+    text = body.decode()
+    assert status == 200 and headers["content-type"] == "text/plain; charset=utf-8"
+    assert text.startswith("CPU profile of the event loop thread: ")
+    assert "ferryman/server/h1.py" in text  # busy samples in the request path
+    # bounded: at most 300 s
+    assert get(fm.ports["traefik"], "/debug/pprof/profile?seconds=301")[0] == 400

@@ -9,8 +9,10 @@ service references (ferryman shows them qualified, ``app@file``; Traefik as writ
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,20 +145,28 @@ ADMIN = "admin:$apr1$abcdefgh$M2T3erDstkD7SsE2QQnfH0"
 AUTH = {"Authorization": "Basic YWRtaW46czNjcmV0"}  # admin:s3cret
 
 
-@pytest.fixture(scope="module")
-def dashboard_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+@contextlib.contextmanager
+def admin_pair(workdir: Path, rule: str, entry_points: dict[str, Any], api: dict[str, Any]) -> Iterator[Pair]:
+    """Both proxies with one user router to ``api@internal`` on ``web`` behind basicAuth."""
     backends = Backends()
     dynamic = {"http": {
-        "routers": {"admin": {"rule": "Host(`admin.example`)", "entryPoints": ["web"], "service": "api@internal",
+        "routers": {"admin": {"rule": rule, "entryPoints": ["web"], "service": "api@internal",
                               "middlewares": ["auth"]}},
         "middlewares": {"auth": {"basicAuth": {"users": [ADMIN]}}},
     }}
     try:
-        with Pair(tmp_path_factory.mktemp("dashboard"), backends, {"web": {}, "traefik": {}}, dynamic,
-                  static_extra={"api": {"insecure": True}}) as p:  # api.dashboard: Traefik's default, true
+        with Pair(workdir, backends, entry_points, dynamic, static_extra={"api": api}) as p:
             yield p
     finally:
         backends.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    # api.dashboard: Traefik's default, true
+    with admin_pair(tmp_path_factory.mktemp("dashboard"), "Host(`admin.example`)", {"web": {}, "traefik": {}},
+                    {"insecure": True}) as p:
+        yield p
 
 
 def ask(pair: Pair, which: str, entry_point: str, path: str,
@@ -210,18 +220,8 @@ def test_dashboard_routing_as_traefik(dashboard_pair: Pair, entry_point: str, pa
 @pytest.fixture(scope="module")
 def base_path_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     """``api.basePath`` with a user router (Traefik documents basePath for that case only)."""
-    backends = Backends()
-    dynamic = {"http": {
-        "routers": {"admin": {"rule": "PathPrefix(`/tr`)", "entryPoints": ["web"], "service": "api@internal",
-                              "middlewares": ["auth"]}},
-        "middlewares": {"auth": {"basicAuth": {"users": [ADMIN]}}},
-    }}
-    try:
-        with Pair(tmp_path_factory.mktemp("basepath"), backends, {"web": {}}, dynamic,
-                  static_extra={"api": {"basePath": "/tr/"}}) as p:
-            yield p
-    finally:
-        backends.close()
+    with admin_pair(tmp_path_factory.mktemp("basepath"), "PathPrefix(`/tr`)", {"web": {}}, {"basePath": "/tr/"}) as p:
+        yield p
 
 
 @pytest.mark.parametrize(("path", "auth"), [

@@ -192,6 +192,14 @@ def test_dashboard_shows_errors_certificates_and_live_changes(
     page.locator(".detail-head").wait_for()
     assert broken["error"][0] in page.locator(".error-text").first.inner_text()
     assert "does-not-exist" in page.locator(".flow").inner_text()
+    shoot(page, artifacts, "router-detail")
+
+    # services: the load balancer's servers with their status
+    page.goto(origin + "/dashboard/#/services")
+    server = page.locator(f'tr[data-service="shop@file"] [data-server="http://127.0.0.1:{backend}"]')
+    server.wait_for()
+    assert "UP" in server.inner_text()
+    shoot(page, artifacts, "services")
 
     foreign = [u for u in requests if not u.startswith(origin + "/")]
     assert foreign == [], f"the dashboard asked for resources elsewhere: {foreign}"
