@@ -772,7 +772,8 @@ def _merge(items: Sequence[tuple[str, Configuration, dict[str, Any]]],  # (conta
             kind = f"{part}.{attr}"
         containers = ", ".join(repr(n) for n in owners[(part, attr, name)])
         problems.append(ElementProblem(kind, name, f"{kind}.{name}: defined multiple times with different "
-                                       f"configurations (containers {containers}); left out"))
+                                       f"configurations (labels 'traefik.{kind.lower()}.{name}.*' of "
+                                       f"containers {containers}); left out"))
     config = Configuration(
         http=HTTPConfiguration(routers=maps[("http", "routers")], services=maps[("http", "services")],
                                middlewares=maps[("http", "middlewares")],

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import stat
 import time
 from collections.abc import Callable
@@ -265,3 +266,22 @@ def test_https_with_a_pebble_certificate_and_http_redirect(
     status, headers, _ = http_request("127.0.0.1", web, "/some/path?q=1", headers={"Host": "example.com"})
     assert status in (301, 308)
     assert dict((k.lower(), v) for k, v in headers)["location"] == f"https://example.com:{websecure}/some/path?q=1"
+
+
+def test_http_client_timeout_with_a_hung_engine(
+        engine: Dockerd, containers: Containers, start_ferryman: StartFerryman) -> None:
+    """The engine process is stopped (SIGSTOP: its sockets still accept, nothing answers);
+    ``httpClientTimeout`` ends each attempt, and once the engine runs again the routes come."""
+    name = containers.name("hung")
+    port = free_port()
+    containers.run(name, {**host_label("h", "hung.test"), **port_label("h", port)}, port=port)
+    assert engine.proc is not None
+    os.kill(engine.proc.pid, signal.SIGSTOP)
+    try:
+        fm = start_ferryman(docker_static(engine.endpoint, docker={"httpClientTimeout": "500ms"}), wait_config=False)
+        ev = fm.wait_for(lambda e: "httpClientTimeout" in str(e.get("message")), 10)
+        assert ev["level"] == "error" and "retrying" in str(ev["message"])
+        assert get(fm, "hung.test")[0] == 404
+    finally:
+        os.kill(engine.proc.pid, signal.SIGCONT)
+    wait_served(fm, "hung.test", name, deadline=20)
