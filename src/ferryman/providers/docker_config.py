@@ -106,8 +106,8 @@ class ContainerInfo:
 def container_from_inspect(inspect: Mapping[str, Any]) -> ContainerInfo:
     """A :class:`ContainerInfo` from the engine's ``GET /containers/{id}/json`` answer.
 
-    Ports are the exposed ones (``Config.ExposedPorts``) and the keys of
-    ``NetworkSettings.Ports``, as Traefik reads them; a network's address is its ``IPAddress``,
+    Ports are the keys of ``NetworkSettings.Ports`` (exposed and published ports), as Traefik reads
+    them; a network's address is its ``IPAddress``,
     else its ``GlobalIPv6Address``."""
     config = inspect.get("Config") or {}
     state = inspect.get("State") or {}
@@ -116,7 +116,9 @@ def container_from_inspect(inspect: Mapping[str, Any]) -> ContainerInfo:
     networks = {str(name): str(n.get("IPAddress") or n.get("GlobalIPv6Address") or "")
                 for name, n in (net.get("Networks") or {}).items() if isinstance(n, Mapping)}
     published = net.get("Ports") or {}
-    ports = sorted(set(config.get("ExposedPorts") or {}) | set(published), key=_port_number)
+    # Only NetworkSettings.Ports, as Traefik: a host-network container has none there (its
+    # Config.ExposedPorts do not count), so it needs the loadbalancer.server.port label.
+    ports = sorted(published, key=_port_number)
     bindings = {str(port): tuple((str(b.get("HostIp") or ""), str(b.get("HostPort") or ""))
                                  for b in (binds or ()) if isinstance(b, Mapping))
                 for port, binds in published.items()}
