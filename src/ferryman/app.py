@@ -9,7 +9,7 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -33,6 +33,7 @@ from ferryman.errors import ConfigError
 from ferryman.gcpause import gc_paused
 from ferryman.http.exchange import Exchange, Handler
 from ferryman.middlewares import MiddlewareContext, build_middleware
+from ferryman.middlewares.encoded_characters import EntryPointEncodedCharacters, denied_escapes
 from ferryman.observability import events
 from ferryman.observability.recorder import Consumer, Observer
 from ferryman.observability.setup import Observability
@@ -193,6 +194,9 @@ class App:
             self.internal = self.internal.model_copy(update={"http": http.model_copy(
                 update={"routers": {**http.routers, **self.observability.internal_routers()}})})
         self.transport = static_transport(self.static)
+        #: entry point -> escapes its ``http.encodedCharacters`` denies (only entry points denying any)
+        self.denied_escapes = {name: denied for name, ep in self.static.entry_points.items()
+                               if (denied := denied_escapes(ep.http.encoded_characters))}
         self.pools = UpstreamPools()
         self.states = StateRegistry()
         internal: dict[str, Handler] = {"noop@internal": NoopService()}
@@ -213,8 +217,9 @@ class App:
                 name, model, TransportSettings.from_model(transport), self.pools, transport_name=tname),
             weighted=lambda name, model, children: build_weighted(name, model, children),
             middleware=lambda name, model, nxt: build_middleware(name, model, nxt),
-            router_middleware=lambda name, model, nxt, router: build_middleware(
-                name, model, nxt, MiddlewareContext(router=router, states=self.states)),
+            router_middleware=lambda name, model, nxt, env: build_middleware(
+                name, model, nxt, MiddlewareContext(router=env.router, states=self.states, service=env.service,
+                                                    client_auth=env.client_auth)),
             internal=internal,
         )
         self._reported: set[str] = set()
@@ -241,6 +246,12 @@ class App:
             self._frozen = True
             gc.freeze()
 
+    def _encoded_guard(self, using: Sequence[str], handler: Handler) -> Handler:
+        """``entryPoints.<n>.http.encodedCharacters`` in front of a router's chain (costs nothing
+        when no entry point of the router denies anything)."""
+        denied = {ep: self.denied_escapes[ep] for ep in using if ep in self.denied_escapes}
+        return EntryPointEncodedCharacters(denied, handler) if denied else handler
+
     def _apply(self, configs: Mapping[str, Configuration], messages: Mapping[str, ProviderMessage]) -> None:
         all_configs = {**configs, "internal": self.internal}
         rejected = {name: msg.problems for name, msg in messages.items() if msg.problems}
@@ -248,7 +259,8 @@ class App:
         snapshot = compile_snapshot(merged, list(self.entry_points), self.builders,
                                     static_transport=self.transport, previous=self.snapshot,
                                     tls_entry_points=[n for n, e in self.static.entry_points.items()
-                                                      if e.http.tls is not None])
+                                                      if e.http.tls is not None],
+                                    encoded_guard=self._encoded_guard)
         for name, ep in self.entry_points.items():
             ep.routes = snapshot.table(name)
             ep.tls_routes = snapshot.table(name, tls=True)

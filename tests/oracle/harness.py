@@ -32,7 +32,7 @@ import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import pytest
 import yaml
@@ -51,8 +51,10 @@ __all__ = [
     "Pair",
     "Response",
     "case",
+    "fail_diff",
     "find_traefik",
     "lb",
+    "request_lines",
     "send_raw",
     "traefik_or_skip",
 ]
@@ -317,6 +319,47 @@ def observe(resp: Response, seen: Sequence[Received], c: Case, norm: Normaliser)
     return obs
 
 
+class SeenRequest(Protocol):
+    """A request a side server (auth server, error page service...) read: ``dp_support.Message``."""
+
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def target(self) -> str: ...
+
+
+def request_lines(label: str, seen: Sequence[SeenRequest], norm: Normaliser,
+                  proxied_from: bytes | None = None) -> list[str]:
+    """Observation lines for the requests a side server received (names lower-cased and sorted,
+    ``X-Forwarded-Server`` and proxy ports normalised), ``<label>: <not called>`` when none.
+    ``proxied_from``: the client request, when the side server is reached through the proxy's
+    forwarder (Go's transport then adds ``Accept-Encoding: gzip``, ferryman does not)."""
+    lines: list[str] = []
+    for i, m in enumerate(seen):
+        lines.append(f"{label}[{i}]: {m.method} {norm.ports(m.target)}")
+        headers = [(n, v) for n, v in m.headers
+                   if proxied_from is None or n.lower() != "accept-encoding" or v != "gzip"
+                   or _client_sent(proxied_from, "accept-encoding")]
+        pairs = sorted(((n.lower(), "<hostname>" if n.lower() == "x-forwarded-server" else norm.ports(v))
+                        for n, v in headers), key=lambda kv: kv[0])
+        lines.extend(f"    {n}: {v}" for n, v in pairs)
+        lines.append(f"  body: {m.body!r}")
+    return lines or [f"{label}: <not called>"]
+
+
+def fail_diff(c: Case, want: Sequence[str], got: Sequence[str], logged: str = "") -> None:
+    """Fail with a unified diff when the two observations differ."""
+    if list(want) != list(got):
+        diff = "\n".join(difflib.unified_diff(list(want), list(got), "traefik", "ferryman", lineterm="", n=50))
+        pytest.fail(f"ferryman differs from Traefik for case {c.id!r} (entry point {c.entry_point}):\n"
+                    f"request: {_short(c.request)}\n{diff}" + (f"\nerrors logged:\n{logged}" if logged else ""),
+                    pytrace=False)
+
+
 # --------------------------------------------------------------------------------------------------
 # the two proxies
 
@@ -491,9 +534,5 @@ class Pair:
         want = self.run(self.traefik, c)
         got = self.run(self.ferryman, c)
         if want.lines != got.lines:
-            diff = "\n".join(difflib.unified_diff(want.lines, got.lines, "traefik", "ferryman", lineterm="", n=50))
-            logged = self.logged_errors()
-            pytest.fail(f"ferryman differs from Traefik for case {c.id!r} "
-                        f"(entry point {c.entry_point}):\nrequest: {_short(c.request)}\n{diff}"
-                        + (f"\nerrors logged:\n{logged}" if logged else ""), pytrace=False)
+            fail_diff(c, want.lines, got.lines, self.logged_errors())
         return want, got

@@ -9,7 +9,19 @@ from typing import Any
 import pytest
 
 from tests.integration.dataplane.dp_support import Backend, Message, http_backend, response
-from tests.oracle.harness import TRAEFIK, TRAEFIK_MISSING, Backends, Case, Normaliser, Pair, Proxy, case, lb
+from tests.oracle.harness import (
+    TRAEFIK,
+    TRAEFIK_MISSING,
+    Backends,
+    Case,
+    Normaliser,
+    Pair,
+    Proxy,
+    case,
+    fail_diff,
+    lb,
+    request_lines,
+)
 from tests.support.procs import free_port
 
 pytestmark = [pytest.mark.oracle, pytest.mark.skipif(TRAEFIK is None, reason=TRAEFIK_MISSING)]
@@ -95,21 +107,10 @@ CASES = [
 ]
 
 
-def _auth_lines(seen: list[Message], norm: Normaliser) -> list[str]:
-    lines: list[str] = []
-    for i, m in enumerate(seen):
-        lines.append(f"auth[{i}]: {m.method} {m.target}")
-        pairs = sorted(((n.lower(), "<hostname>" if n.lower() == "x-forwarded-server" else norm.ports(v))
-                        for n, v in m.headers), key=lambda kv: kv[0])
-        lines.extend(f"    {n}: {v}" for n, v in pairs)
-        lines.append(f"  body: {m.body!r}")
-    return lines or ["auth: <not called>"]
-
-
 def _observe(pair: Pair, proxy: Proxy, c: Case, auth: Backend) -> list[str]:
     before = len(auth.requests)
     obs = pair.run(proxy, c)
-    return obs.lines + _auth_lines(list(auth.requests[before:]), Normaliser(proxy.ports))
+    return obs.lines + request_lines("auth", auth.requests[before:], Normaliser(proxy.ports))
 
 
 @pytest.mark.parametrize("c", CASES)
@@ -117,7 +118,4 @@ def test_forward_auth(pair: Pair, auth: Backend, c: Case) -> None:
     assert pair.traefik is not None and pair.ferryman is not None
     want = _observe(pair, pair.traefik, c, auth)
     got = _observe(pair, pair.ferryman, c, auth)
-    if want != got:
-        import difflib
-        diff = "\n".join(difflib.unified_diff(want, got, "traefik", "ferryman", lineterm="", n=50))
-        pytest.fail(f"ferryman differs from Traefik for {c.id!r}:\n{diff}\n{pair.logged_errors()}", pytrace=False)
+    fail_diff(c, want, got, pair.logged_errors())

@@ -22,6 +22,18 @@ from ferryman.tls.store import TLSServing, TLSStore, sni_host
 
 
 @dataclass(frozen=True)
+class MiddlewareEnv:
+    """What a middleware builder may need from the configuration around it."""
+
+    #: the router whose chain is being built
+    router: str = ""
+    #: built service handler by qualified name (``None``: missing or disabled), for ``errors``
+    service: Callable[[str], Handler | None] = lambda name: None
+    #: the router's effective TLS ``clientAuthType`` (``None``: not a TLS router)
+    client_auth: str | None = None
+
+
+@dataclass(frozen=True)
 class Builders:
     """The data plane's factories (injected, so compile stays testable without sockets)."""
 
@@ -29,8 +41,9 @@ class Builders:
     weighted: Callable[[str, Weighted, Mapping[str, Handler]], Handler]
     middleware: Callable[[str, Middleware, Handler], Handler]
     internal: Mapping[str, Handler] = field(default_factory=dict)  # "noop@internal" -> handler
-    #: ``middleware`` that also gets the router name (per-router long-lived state); used when set
-    router_middleware: Callable[[str, Middleware, Handler, str], Handler] | None = None
+    #: ``middleware`` that also gets the router's :class:`MiddlewareEnv` (its name for per-router
+    #: long-lived state, service lookup, TLS client auth); used when set
+    router_middleware: Callable[[str, Middleware, Handler, MiddlewareEnv], Handler] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,8 +86,11 @@ def _default_transport(merged: Merged, static_default: ServersTransport) -> Serv
 def compile_snapshot(merged: Merged, entry_points: Sequence[str], builders: Builders, *,
                      static_transport: ServersTransport | None = None,
                      previous: Snapshot | None = None,
-                     tls_entry_points: Collection[str] = ()) -> Snapshot:
-    """``tls_entry_points``: entry points with ``http.tls`` (served with TLS even without routers)."""
+                     tls_entry_points: Collection[str] = (),
+                     encoded_guard: Callable[[Sequence[str], Handler], Handler] | None = None) -> Snapshot:
+    """``tls_entry_points``: entry points with ``http.tls`` (served with TLS even without routers).
+    ``encoded_guard(entry_points, handler)`` wraps each router's chain (the entry points'
+    ``http.encodedCharacters``, in front of the router's middlewares as in Traefik)."""
     started = time.perf_counter()
     default_transport = _default_transport(merged, static_transport or ServersTransport())
     disabled: dict[str, str] = {}
@@ -128,13 +144,15 @@ def compile_snapshot(merged: Merged, entry_points: Sequence[str], builders: Buil
         services[name] = handler
         return handler
 
-    def router_handler(name: str, service_name: str, chain: Sequence[str]) -> Handler | None:
+    def router_handler(name: str, service_name: str, chain: Sequence[str],
+                       client_auth: str | None = None, using: Sequence[str] = ()) -> Handler | None:
         handler = service(service_name)
         if handler is None:
             why = disabled.get(service_name)
             fail("http.routers", name, f'service "{service_name}" is not available'
                  + (f": {why}" if why else ""))
             return None
+        env = MiddlewareEnv(router=name, service=service, client_auth=client_auth)
         for mw_name in reversed(chain):
             info = merged.middlewares.get(mw_name)
             if info is None or info.config is None or info.status == "disabled":
@@ -142,12 +160,14 @@ def compile_snapshot(merged: Merged, entry_points: Sequence[str], builders: Buil
                 return None
             try:
                 if builders.router_middleware is not None:
-                    handler = builders.router_middleware(mw_name, info.config, handler, name)
+                    handler = builders.router_middleware(mw_name, info.config, handler, env)
                 else:
                     handler = builders.middleware(mw_name, info.config, handler)
             except ConfigError as exc:
                 fail("http.routers", name, f'middleware "{mw_name}": {exc.message or exc}')
                 return None
+        if encoded_guard is not None:
+            handler = encoded_guard(using, handler)
         return handler
 
     # TLS: one store (certificates, options, contexts) for the merged tls section, one SNI view
@@ -186,7 +206,12 @@ def compile_snapshot(merged: Merged, entry_points: Sequence[str], builders: Buil
                     continue
                 key = (info.name, info.middleware_chain)
                 if key not in built:
-                    built[key] = router_handler(info.name, info.service, info.middleware_chain)
+                    client_auth = None
+                    if tls and tls_store is not None:
+                        opts = tls_store.options.get(info.tls_options or DEFAULT_TLS_OPTIONS)
+                        client_auth = opts.client_auth if opts is not None else None
+                    built[key] = router_handler(info.name, info.service, info.middleware_chain, client_auth,
+                                                tuple(info.using))
                 handler = built[key]
                 if handler is None:
                     continue

@@ -181,7 +181,7 @@ class Failover(Model):
     service: str = ""
     fallback: str = ""
     health_check: Section = None
-    errors: Section = None
+    errors: Annotated[ErrorPage | None, BeforeValidator(empty_section)] = None
 
 
 class HighestRandomWeight(Model):
@@ -393,6 +393,34 @@ class BasicAuth(Model):
     header_field: str = ""
 
 
+class DigestAuth(Model):
+    users: StrList = ()  # "user:realm:HA1" (htdigest)
+    users_file: str = ""
+    realm: str = ""  # "" = "traefik"
+    remove_header: bool = False
+    header_field: str = ""
+
+
+class Buffering(Model):
+    max_request_body_bytes: int = 0  # 0 or less: no limit
+    mem_request_body_bytes: int = 1048576
+    max_response_body_bytes: int = 0
+    mem_response_body_bytes: int = 1048576
+    retry_expression: str = ""
+
+
+class EncodedCharacters(Model):
+    """The ``encodedCharacters`` middleware: everything denied unless allowed (Traefik 3.6+)."""
+
+    allow_encoded_slash: bool = False
+    allow_encoded_back_slash: bool = False
+    allow_encoded_null_character: bool = False
+    allow_encoded_semicolon: bool = False
+    allow_encoded_percent: bool = False
+    allow_encoded_question_mark: bool = False
+    allow_encoded_hash: bool = False
+
+
 class SourceCriterion(Model):
     """Which requests share a bucket/counter (``rateLimit``, ``inFlightReq``); at most one criterion."""
 
@@ -510,12 +538,70 @@ class CircuitBreaker(Model):
     response_code: int = 503
 
 
+class ErrorPage(Model):
+    """``errors``: status ranges, the error page service and its path."""
+
+    status: StrList = ()
+    status_rewrites: dict[str, int] = Field(default_factory=dict)
+    service: str = ""
+    query: str = ""
+    error_request_headers: StrList | None = None  # None: all request headers; (): none
+
+
+class CertIssuerInfo(Model):
+    """``passTLSClientCert.info.issuer``: which issuer DN parts to pass (Traefik has no OU here)."""
+
+    country: bool = False
+    province: bool = False
+    locality: bool = False
+    organization: bool = False
+    common_name: bool = False
+    serial_number: bool = False
+    domain_component: bool = False
+
+
+class CertSubjectInfo(CertIssuerInfo):
+    organizational_unit: bool = False
+
+
+class CertInfo(Model):
+    not_after: bool = False
+    not_before: bool = False
+    sans: bool = False
+    serial_number: bool = False
+    subject: Annotated[CertSubjectInfo | None, BeforeValidator(empty_section)] = None
+    issuer: Annotated[CertIssuerInfo | None, BeforeValidator(empty_section)] = None
+
+
+class PassTLSClientCert(Model):
+    pem: bool = False
+    info: Annotated[CertInfo | None, BeforeValidator(empty_section)] = None
+
+
+class ClientIdentityRule(Model):
+    """One ``clientIdentity.allow`` rule: every field it sets must match."""
+
+    spiffe_id: str = Field(default="", alias="spiffeID")
+    spiffe_id_prefix: str = Field(default="", alias="spiffeIDPrefix")
+    trust_domain: str = ""
+    dns_name: str = ""
+    common_name: str = ""
+    organizational_unit: str = ""
+
+
+class ClientIdentity(Model):
+    """ferryman's ``clientIdentity`` (not a Traefik type): allow verified client certificates by identity."""
+
+    allow: tuple[ClientIdentityRule, ...] = ()
+    reject_status_code: int = 403
+
+
 #: Middleware types this release implements (typed) — the rest are known, typed loosely.
 IMPLEMENTED_MIDDLEWARES = frozenset({"redirectScheme", "chain", "ipAllowList", "ipWhiteList", "headers", "basicAuth",
     "addPrefix", "stripPrefix", "stripPrefixRegex", "replacePath", "replacePathRegex", "redirectRegex",
     "rateLimit", "inFlightReq", "contentType", "retry", "compress", "circuitBreaker",
-    "forwardAuth",
-    "grpcWeb",
+    "forwardAuth", "grpcWeb", "errors", "passTLSClientCert", "clientIdentity", "digestAuth", "buffering",
+    "encodedCharacters",
 })
 
 
@@ -532,22 +618,25 @@ class Middleware(Model):
     ip_white_list: IPWhiteList | None = None
     ip_allow_list: IPAllowList | None = None
     headers: Annotated[Headers | None, BeforeValidator(empty_section)] = None
-    errors: Section = None
+    errors: Annotated[ErrorPage | None, BeforeValidator(empty_section)] = None
     rate_limit: Annotated[RateLimit | None, BeforeValidator(empty_section)] = None
     redirect_regex: Annotated[RedirectRegex | None, BeforeValidator(empty_section)] = None
     basic_auth: Annotated[BasicAuth | None, BeforeValidator(empty_section)] = None
-    digest_auth: Section = None
+    digest_auth: Annotated[DigestAuth | None, BeforeValidator(empty_section)] = None
     forward_auth: Annotated[ForwardAuth | None, BeforeValidator(empty_section)] = None
     in_flight_req: Annotated[InFlightReq | None, BeforeValidator(empty_section)] = None
-    buffering: Section = None
+    buffering: Annotated[Buffering | None, BeforeValidator(empty_section)] = None
     circuit_breaker: Annotated[CircuitBreaker | None, BeforeValidator(empty_section)] = None
     compress: Annotated[Compress | None, BeforeValidator(empty_section)] = None
-    pass_tls_client_cert: Section = Field(default=None, alias="passTLSClientCert")
+    pass_tls_client_cert: Annotated[PassTLSClientCert | None, BeforeValidator(empty_section)] = Field(
+        default=None, alias="passTLSClientCert")
     retry: Annotated[Retry | None, BeforeValidator(empty_section)] = None
     content_type: Annotated[ContentType | None, BeforeValidator(empty_section)] = None
     grpc_web: Annotated[GrpcWeb | None, BeforeValidator(empty_section)] = None
-    encoded_characters: Section = None
+    encoded_characters: Annotated[EncodedCharacters | None, BeforeValidator(empty_section)] = None
     plugin: Section = None
+    # ferryman's own (no Traefik type has this name)
+    client_identity: Annotated[ClientIdentity | None, BeforeValidator(empty_section)] = None
 
     @field_validator("redirect_scheme", "chain", "ip_allow_list", "ip_white_list", mode="before")
     @classmethod

@@ -49,12 +49,13 @@ The response side
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ferryman.http.forwarded import materialize
 from ferryman.http.match import MatchView
 from ferryman.proto.h1 import Headers, http_date
+from ferryman.tls.verify import peer_chain
 
 if TYPE_CHECKING:
     from ferryman.http.forwarded import ForwardingPolicy
@@ -157,7 +158,7 @@ class ConnInfo:
 
     __slots__ = (
         "client_ip", "client_ip_b", "client_port", "entrypoint", "forwarding", "host_canon",
-        "host_raw", "local_port", "scheme", "ssl_object", "tls", "trusted", "xf_block", "xf_key",
+        "host_raw", "local_port", "scheme", "ssl_object", "tls", "tls_cache", "trusted", "xf_block", "xf_key",
     )
 
     def __init__(self, entrypoint: str, client_ip: str, client_port: int, tls: bool,
@@ -177,8 +178,10 @@ class ConnInfo:
         self.host_canon = ""
         self.xf_key: bytes | None = None
         self.xf_block = b""
-        #: The connection's ``ssl.SSLObject`` (TLS only; for logs and metrics).
+        #: The connection's ``ssl.SSLObject`` (TLS only; logs, metrics, the peer certificate).
         self.ssl_object: Any = None
+        #: Per-connection values derived from the peer certificate, by whoever computes them.
+        self.tls_cache: dict[object, Any] | None = None
 
     def tls_info(self) -> tuple[str, str]:
         """``(version, cipher)`` as Traefik names them (``"1.3"``, ``"TLS_AES_128_GCM_SHA256"``);
@@ -191,6 +194,26 @@ class ConnInfo:
         version = str(obj.version() or "")
         cipher = obj.cipher()
         return version.removeprefix("TLSv"), go_cipher_name(cipher[0]) if cipher else ""
+
+    def peer_certificate(self) -> bytes | None:
+        """The client certificate (DER) of a TLS connection, ``None`` when it sent none."""
+        obj = self.ssl_object
+        if obj is None:
+            return None
+        try:
+            der: bytes | None = obj.getpeercert(binary_form=True)
+        except ValueError:  # the handshake is not complete (cannot happen once serving requests)
+            return None
+        return der or None
+
+    def peer_certificates(self) -> list[bytes]:
+        """Every certificate the client sent, its own first (Go's ``PeerCertificates``); ``[]``
+        without one. The rest of the chain is read through :func:`ferryman.tls.verify.peer_chain`
+        (only the leaf when that is unavailable)."""
+        leaf = self.peer_certificate()
+        if leaf is None:
+            return []
+        return [leaf, *(peer_chain(self.ssl_object) or ())]
 
     def set_client(self, ip: str, port: int) -> None:
         """The client address changed (PROXY protocol): recompute what depends on it."""
@@ -383,11 +406,12 @@ class Exchange:
         if self._body_done and self._consumer is consumer:
             consumer.body_end(self.trailers)
 
-    def replay_body(self, chunks: list[bytes]) -> None:
-        """The request body was read whole (``chunks``) by a middleware (forwardAuth's
-        ``forwardBody``): deliver it again, and its end, to the next :meth:`set_body_consumer`."""
+    def replay_body(self, chunks: Iterable[bytes]) -> None:
+        """The request body was read whole by a middleware (forwardAuth's ``forwardBody``,
+        ``buffering``): deliver ``chunks`` (iterated once, lazily: e.g. read back from a file), then
+        the end, to the next :meth:`set_body_consumer`."""
         self._consumer = None
-        self._body_buf = chunks or None
+        self._body_buf = cast(list[bytes], chunks)
         self._buf_bytes = 0
         self._body_done = True
 

@@ -24,14 +24,20 @@ from ferryman.errors import ConfigError
 from ferryman.http.exchange import Handler
 from ferryman.middlewares.add_prefix import build_add_prefix
 from ferryman.middlewares.basic_auth import build_basic_auth
+from ferryman.middlewares.buffering import build_buffering
 from ferryman.middlewares.circuit_breaker import build_circuit_breaker
+from ferryman.middlewares.client_identity import build_client_identity
 from ferryman.middlewares.compress import build_compress
 from ferryman.middlewares.content_type import build_content_type
+from ferryman.middlewares.digest_auth import build_digest_auth
+from ferryman.middlewares.encoded_characters import build_encoded_characters
+from ferryman.middlewares.errors import build_errors
 from ferryman.middlewares.forward_auth import build_forward_auth
 from ferryman.middlewares.grpc_web import build_grpc_web
 from ferryman.middlewares.headers import build_headers
 from ferryman.middlewares.in_flight_req import build_in_flight_req
 from ferryman.middlewares.ip_allow_list import build_ip_allow_list
+from ferryman.middlewares.pass_tls_client_cert import build_pass_tls_client_cert
 from ferryman.middlewares.rate_limit import build_rate_limit
 from ferryman.middlewares.redirect_regex import build_redirect_regex
 from ferryman.middlewares.redirect_scheme import build_redirect_scheme
@@ -56,6 +62,10 @@ def _no_lookup(reference: str) -> tuple[str, Middleware] | None:
     return None
 
 
+def _no_service(name: str) -> Handler | None:
+    return None
+
+
 @dataclass(frozen=True)
 class MiddlewareContext:
     """What builders may need besides their own section.
@@ -64,7 +74,8 @@ class MiddlewareContext:
     to its qualified name and model; ``stack`` is the chain being built (cycle detection).
     ``router`` is the router whose chain is being built and ``states`` the long-lived state registry
     (:mod:`ferryman.state`) for middlewares that keep history across reloads (``None``: state lives
-    in the built handler only).
+    in the built handler only); ``service`` gives a built service handler by qualified name
+    (``errors``); ``client_auth`` is the router's TLS options' ``clientAuthType`` (``None`` off TLS).
     """
 
     lookup: Callable[[str], tuple[str, Middleware] | None] = _no_lookup
@@ -72,6 +83,8 @@ class MiddlewareContext:
     extra: dict[str, Any] = field(default_factory=dict)
     router: str = ""
     states: StateRegistry | None = None
+    service: Callable[[str], Handler | None] = _no_service
+    client_auth: str | None = None
 
 
 #: ``builder(name, section, next, ctx) -> Handler`` where ``section`` is the type's config model.
@@ -124,7 +137,7 @@ def _build_chain(name: str, section: Any, next_handler: Handler, ctx: Middleware
         raise ConfigError(f"middleware chain cycle: {cycle}", path=f"http.middlewares.{name}",
                           fix="remove the middleware from its own chain")
     inner = MiddlewareContext(lookup=ctx.lookup, stack=(*ctx.stack, name), extra=ctx.extra, router=ctx.router,
-                              states=ctx.states)
+                              states=ctx.states, service=ctx.service, client_auth=ctx.client_auth)
     builders: list[Callable[[Handler], Handler]] = []
     for reference in section.middlewares:
         resolved = ctx.lookup(reference)
@@ -159,9 +172,22 @@ def _build_rate_limit(name: str, section: Any, next_handler: Handler, ctx: Middl
     return build_rate_limit(name, section, next_handler, states=ctx.states)
 
 
+def _build_errors(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
+    service = section.service
+    if service and "@" not in service and "@" in name:
+        service += "@" + name.rpartition("@")[2]  # qualified with the middleware's provider, as in Traefik
+    return build_errors(name, section, next_handler, ctx.service(service) if service else None, service)
+
+
+def _build_client_identity(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
+    return build_client_identity(name, section, next_handler, ctx.router, ctx.client_auth)
+
+
 register_middleware("chain", _build_chain)
 register_middleware("rateLimit", _build_rate_limit)
 register_middleware("circuitBreaker", _build_circuit_breaker)
+register_middleware("clientIdentity", _build_client_identity)
+register_middleware("errors", _build_errors)
 for _kind, _builder in (
     ("redirectScheme", build_redirect_scheme),
     ("redirectRegex", build_redirect_regex),
@@ -180,5 +206,9 @@ for _kind, _builder in (
     ("compress", build_compress),
     ("grpcWeb", build_grpc_web),
     ("forwardAuth", build_forward_auth),
+    ("digestAuth", build_digest_auth),
+    ("buffering", build_buffering),
+    ("encodedCharacters", build_encoded_characters),
+    ("passTLSClientCert", build_pass_tls_client_cert),
 ):
     register_middleware(_kind, _ignoring_ctx(_builder))

@@ -43,7 +43,7 @@ import binascii
 import hashlib
 import hmac
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import bcrypt
@@ -53,7 +53,7 @@ from ferryman.errors import ConfigError
 from ferryman.http.exchange import Exchange, Handler
 
 __all__ = ["CACHE_SIZE", "BasicAuthHandler", "build_basic_auth", "check_secret", "load_users", "md5_crypt",
-           "parse_basic_credentials"]
+           "parse_basic_credentials", "read_users_file", "user_lines"]
 
 #: Successful (user, password) checks remembered per middleware.
 CACHE_SIZE: Final = 1024
@@ -144,7 +144,8 @@ def check_secret(password: bytes, secret: bytes) -> bool:
 # ------------------------------------------------------------------------------------ users
 
 
-def _file_lines(path: str, where: str) -> list[str]:
+def read_users_file(path: str, where: str) -> list[str]:
+    """Traefik's ``getLinesFromFile``: trimmed lines, blanks and ``#`` comments skipped."""
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as handle:
             text = handle.read()
@@ -159,14 +160,19 @@ def _file_lines(path: str, where: str) -> list[str]:
     return lines
 
 
+def user_lines(users_file: str, users: Sequence[str], path: str) -> list[tuple[str, str]]:
+    """Traefik's ``loadUsers``: ``(line, key path)`` of the file's lines, then of ``users``."""
+    lines: list[tuple[str, str]] = []
+    if users_file:
+        lines.extend((line, f"{path}.usersFile") for line in read_users_file(users_file, f"{path}.usersFile"))
+    lines.extend((entry, f"{path}.users[{i}]") for i, entry in enumerate(users))
+    return lines
+
+
 def load_users(config: BasicAuth, path: str) -> dict[str, bytes]:
     """Traefik's ``getUsers``: the file's lines, then ``users``; a later name wins."""
-    lines: list[tuple[str, str]] = []
-    if config.users_file:
-        lines.extend((line, f"{path}.usersFile") for line in _file_lines(config.users_file, f"{path}.usersFile"))
-    lines.extend((entry, f"{path}.users[{i}]") for i, entry in enumerate(config.users))
     users: dict[str, bytes] = {}
-    for line, where in lines:
+    for line, where in user_lines(config.users_file, config.users, path):
         parts = line.split(":")
         if len(parts) != 2:
             shown = parts[0] + ":..." if len(parts) > 1 else line[:20]

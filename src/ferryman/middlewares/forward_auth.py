@@ -41,8 +41,8 @@ The answer:
 * the auth server unreachable, timed out (30 s) or answering garbage: ``500``; an answer longer than
   ``maxResponseBodySize``: ``401``. Both with an empty body, as Traefik.
 
-``headerField`` names the auth response header whose value is the user for the access log (kept
-for configuration compatibility; ferryman's access log does not show user names yet).
+``headerField`` names the auth response header whose (first) value is the access log's
+``ClientUsername``.
 """
 
 from __future__ import annotations
@@ -277,6 +277,7 @@ class ForwardAuthHandler:
         self.preserve_location = config.preserve_location_header
         self.preserve_method = config.preserve_request_method
         self.signin_url = config.auth_signin_url.encode()
+        self.header_field = config.header_field.encode()
 
     def handle(self, ex: Exchange) -> None:
         if self.forward_body and ex.body_length != 0 and not (ex.method == b"CONNECT" and ex.body_length < 0):
@@ -324,6 +325,11 @@ class ForwardAuthHandler:
 
     def _answer(self, ex: Exchange, res: ClientResponse, body: list[bytes] | None) -> None:
         status = res.status
+        if self.header_field:
+            users = res.values(self.header_field)
+            tap = ex.tap
+            if users and tap is not None:
+                tap.username = users[0].decode("utf-8", "replace")  # access log ClientUsername
         if self.signin_url and status == 401:
             _redirect(ex, self.signin_url)
             return

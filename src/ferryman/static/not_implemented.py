@@ -31,7 +31,6 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset({
     "entryPoints.*.udp",
     "entryPoints.*.observability.tracing",  # accessLogs and metrics are honoured
     "entryPoints.*.observability.traceVerbosity",
-    "entryPoints.*.http.encodedCharacters",
     "entryPoints.*.http.underscoreHeadersStrategy",
     # providers other than file
     "providers.swarm",

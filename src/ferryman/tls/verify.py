@@ -24,7 +24,7 @@ import ssl
 from functools import cache
 from typing import Any
 
-__all__ = ["make_permissive", "permissive_supported", "set_client_ca_names"]
+__all__ = ["make_permissive", "peer_chain", "permissive_supported", "set_client_ca_names"]
 
 SSL_VERIFY_PEER = 0x01
 SSL_VERIFY_FAIL_IF_NO_PEER_CERT = 0x02
@@ -61,6 +61,64 @@ def _libssl() -> Any | None:
     except (OSError, AttributeError):
         return None
     return lib
+
+
+@cache
+def _chain_functions() -> Any | None:
+    """``libssl`` with the functions :func:`peer_chain` needs (``i2d_X509`` and the stack
+    accessors come from ``libcrypto``, reached through ``libssl``'s dependencies)."""
+    lib = _libssl()
+    if lib is None:
+        return None
+    try:
+        lib.SSL_get_SSL_CTX.argtypes = [ctypes.c_void_p]
+        lib.SSL_get_SSL_CTX.restype = ctypes.c_void_p
+        lib.SSL_get_peer_cert_chain.argtypes = [ctypes.c_void_p]
+        lib.SSL_get_peer_cert_chain.restype = ctypes.c_void_p
+        lib.OPENSSL_sk_num.argtypes = [ctypes.c_void_p]
+        lib.OPENSSL_sk_num.restype = ctypes.c_int
+        lib.OPENSSL_sk_value.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.OPENSSL_sk_value.restype = ctypes.c_void_p
+        lib.i2d_X509.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.i2d_X509.restype = ctypes.c_int
+    except AttributeError:
+        return None
+    return lib
+
+
+def peer_chain(ssl_object: Any) -> list[bytes] | None:
+    """The certificates the client sent after its own (DER, in order), as Go's
+    ``PeerCertificates[1:]``; ``None`` when unavailable. Python's ``ssl`` exposes them only from 3.13
+    (``get_unverified_chain``): before that, read them with ``SSL_get_peer_cert_chain`` on the
+    session's ``SSL*`` (the field after ``PyObject_HEAD`` and the socket weakref of CPython's
+    ``PySSLSocket``), trusted only when ``SSL_get_SSL_CTX`` of that pointer is the object's context."""
+    getter = getattr(ssl_object, "get_unverified_chain", None)
+    if getter is not None:  # pragma: no cover - Python 3.13+
+        chain = getter() or []
+        der = getattr(ssl, "ENCODING_DER", 1)  # _ssl's constant
+        return [bytes(c.public_bytes(der)) for c in chain[1:]]
+    lib = _chain_functions()
+    inner = getattr(ssl_object, "_sslobj", None)
+    context = getattr(ssl_object, "context", None)
+    if lib is None or inner is None or not isinstance(context, ssl.SSLContext):
+        return None
+    pointer = ctypes.c_void_p.from_address(id(inner) + object.__basicsize__ + ctypes.sizeof(ctypes.c_void_p)).value
+    if not pointer or lib.SSL_get_SSL_CTX(pointer) != _ctx_pointer(context):
+        return None
+    stack = lib.SSL_get_peer_cert_chain(pointer)
+    if not stack:
+        return []
+    out: list[bytes] = []
+    for i in range(lib.OPENSSL_sk_num(stack)):
+        cert = lib.OPENSSL_sk_value(stack, i)
+        size = lib.i2d_X509(cert, None)
+        if size <= 0:
+            return None
+        buf = ctypes.create_string_buffer(size)
+        cursor = ctypes.c_void_p(ctypes.addressof(buf))
+        lib.i2d_X509(cert, ctypes.byref(cursor))
+        out.append(buf.raw)
+    return out
 
 
 def _ctx_pointer(ctx: ssl.SSLContext) -> int | None:

@@ -48,13 +48,16 @@ class CA:
         self.pem = self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
     def issue(self, common_name: str, *, dns: tuple[str, ...] = (), client: bool = False,
-              valid: tuple[datetime.timedelta, datetime.timedelta] | None = None) -> Pair:
+              valid: tuple[datetime.timedelta, datetime.timedelta] | None = None,
+              uris: tuple[str, ...] = (), ous: tuple[str, ...] = ()) -> Pair:
         """``valid``: (not before, not after) relative to now; default (-1 hour, +10 days)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         since, until = valid or (datetime.timedelta(hours=-1), datetime.timedelta(days=10))
+        subject = [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou) for ou in ous]
+        subject.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
         builder = (x509.CertificateBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+                   .subject_name(x509.Name(subject))
                    .issuer_name(self.name).public_key(key.public_key())
                    .serial_number(x509.random_serial_number())
                    .not_valid_before(now + since)
@@ -62,8 +65,9 @@ class CA:
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                    .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client
                                                          else ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
-        if dns:
-            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in dns]),
-                                            critical=False)
+        if dns or uris:
+            names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+            names.extend(x509.UniformResourceIdentifier(u) for u in uris)
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
         return Pair(cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key), common_name)
