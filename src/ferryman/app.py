@@ -269,8 +269,8 @@ class App:
         self.observability.applied(snapshot, reload=True)
         self.resolvers.routers_changed(snapshot.merged)
         self.states.sweep()
-        if messages:
-            self.ready = True
+        if any(name not in self.resolvers.provider_names for name in messages):
+            self.ready = True  # certificates alone do not make the first configuration
         self._report(snapshot, messages)
         if previous is not None:
             # Freeing a large previous snapshot (10,000 routers) takes a noticeable fraction of a

@@ -464,25 +464,13 @@ class Resolvers:
         self._merged: Merged | None = None
 
     @property
-    def http_challenge_entry_points(self) -> tuple[str, ...]:
-        eps: list[str] = []
-        for resolver in self.static.certificates_resolvers.values():
-            acme = resolver.acme
-            if acme is not None and acme.http_challenge is not None and acme.http_challenge.entry_point:
-                eps.append(acme.http_challenge.entry_point)
-        return tuple(dict.fromkeys(eps))
+    def provider_names(self) -> set[str]:
+        return {r.provider for r in self.resolvers.values()}
 
     @property
     def uses_tls_challenge(self) -> bool:
         return any(r.acme is not None and r.acme.tls_challenge is not None
                    for r in self.static.certificates_resolvers.values())
-
-    def problems(self) -> list[str]:
-        """Configuration errors that disable a resolver (logged at start)."""
-        out: list[str] = []
-        for name, resolver in self.static.certificates_resolvers.items():
-            out.extend(_check(name, resolver, self.static))
-        return out
 
     def start(self, emit: Callable[[ProviderMessage], None]) -> None:
         for name, resolver in self.static.certificates_resolvers.items():
