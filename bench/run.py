@@ -862,6 +862,34 @@ def chain_dynamic(backend_port: int, chain: bool) -> Json:
     return cfg
 
 
+def forward_auth_dynamic(backend_port: int, auth: bool) -> Json:
+    cfg = simple_dynamic(backend_port)
+    if auth:  # the nginx backend doubles as the auth server (200 for any path)
+        cfg["http"]["routers"]["bench"]["middlewares"] = ["fa"]
+        cfg["http"]["middlewares"] = {"fa": {"forwardAuth": {
+            "address": f"http://127.0.0.1:{backend_port}/auth", "authResponseHeaders": ["X-User"]}}}
+    return cfg
+
+
+@scenario("forwardauth")
+def scenario_forwardauth(b: Bench) -> Json:
+    """forwardAuth (one auth subrequest per request, keep-alive to the auth server) vs none."""
+    with running(b) as started:
+        for name in (c for c in ("traefik", "ferryman") if c in b.args.only):
+            for auth in (False, True):
+                label = f"{name}-{'fa' if auth else 'none'}"
+                r = b.start(name, label, dynamic=forward_auth_dynamic(b.backend_port, auth), path="/")
+                if r:
+                    started[label] = r
+        if not started:
+            return {"error": "no contender could start"}
+        runs = b.interleave(started, b.args.rounds, b.args.duration)
+    summaries = {n: summarize(rs) for n, rs in runs.items()}
+    ratios = print_table("forwardauth: GET /, without (-none) and with forwardAuth (-fa), medians", summaries,
+                         ["ferryman-none", "traefik-none"])
+    return {"summaries": summaries, "ratios": ratios}
+
+
 @scenario("chain5")
 def scenario_chain5(b: Bench) -> Json:
     """The cost of a 5-middleware chain (headers, stripPrefix, addPrefix, ipAllowList, rateLimit) vs none."""
