@@ -363,7 +363,14 @@ class Bench:
                 self.wrk(r.port, r.host, self.args.warmup, r.path)
         for rnd in range(1, rounds + 1):
             for name, r in targets.items():
+                cpu_before = group_cpu_seconds(r.proc.pid)
                 res = self.wrk(r.port, r.host, duration, r.path)
+                cpu = group_cpu_seconds(r.proc.pid) - cpu_before
+                if res.get("requests"):
+                    # CPU time the contender spent per request: unlike req/s, not inflated when
+                    # other processes compete for the machine
+                    res["cpu_s"] = cpu
+                    res["cpu_us_per_req"] = cpu / res["requests"] * 1e6
                 res["round"] = rnd
                 runs[name].append(res)
                 flag = "" if res["valid"] else "  ! INVALID " + _why_invalid(res)
@@ -390,6 +397,23 @@ def _why_invalid(res: Json) -> str:
     if "error" in res:
         return str(res["error"]).strip().splitlines()[-1] if str(res["error"]).strip() else "wrk failed"
     return f"non-2xx={res.get('non_2xx')} socket_errors={res.get('socket_errors')}"
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every process in process group ``pgid`` (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ... utime(12) stime(13)
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 def http_get(port: int, host: str, path: str = "/", timeout: float = 2.0) -> tuple[int, bytes]:
@@ -628,6 +652,7 @@ def summarize(runs: list[Json]) -> Json:
         "rps_min": min(rps),
         "rps_max": max(rps),
         "rps_all": rps,
+        "cpu_us_per_req": med("cpu_us_per_req"),
         "lat_p50_ms": med("lat_p50_ms"),
         "lat_p99_ms": med("lat_p99_ms"),
         "lat_avg_ms": med("lat_avg_ms"),
@@ -918,11 +943,15 @@ def scenario_chain5(b: Bench) -> Json:
         if not zero or not five:
             continue
         r_ = ratio(five, zero)
-        say(f"{name:<10} with the chain / without: {fmt(r_, '.3f')}x "
-            f"(cost {fmt(None if r_ is None else (1 - r_) * 100, '.1f')}%)")
+        cpu0, cpu5 = zero.get("cpu_us_per_req"), five.get("cpu_us_per_req")
+        cpu_cost = cpu5 / cpu0 - 1 if cpu0 and cpu5 else None
+        say(f"{name:<10} req/s with the chain / without: {fmt(r_, '.3f')}x "
+            f"(cost {fmt(None if r_ is None else (1 - r_) * 100, '.1f')}%);  CPU per request "
+            f"{fmt(cpu0, '.1f')} -> {fmt(cpu5, '.1f')} us (+{fmt(None if cpu_cost is None else cpu_cost * 100, '.1f')}%)")
         result["contenders"][name] = {"none": {"summary": zero, "runs": runs[f"{name}-0"]},
                                       "chain": {"summary": five, "runs": runs[f"{name}-5"]},
-                                      "ratio_chain_vs_none": r_, "ratios": ratios.get(f"{name}-5")}
+                                      "ratio_chain_vs_none": r_, "ratios": ratios.get(f"{name}-5"),
+                                      "cpu_us_per_req": {"none": cpu0, "chain": cpu5}}
     return result
 
 

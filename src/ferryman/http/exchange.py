@@ -25,9 +25,9 @@ Contract (others code against it; keep it small):
     Request modification by middlewares: assign ``path``/``query``/``target``/``authority`` and use
     :meth:`set_header`, :meth:`add_header`, :meth:`remove_header`, :meth:`header_values`. The
     ``X-Forwarded-*`` headers an entry point adds (Traefik's ``forwardedheaders``) are kept out of
-    ``headers`` until something asks for them: these methods first call :meth:`materialize_forwarded`,
-    so a middleware sees and can override them exactly as in Traefik, and an unmodified request pays
-    nothing.
+    ``headers`` until something asks for them: these methods call :meth:`materialize_forwarded` when
+    given one of those names (:data:`ENTRY_POINT_X_HEADERS`), so a middleware sees and can override
+    them exactly as in Traefik, and a request whose middlewares touch only other headers pays nothing.
 
 Request body
     :meth:`set_body_consumer` attaches a :class:`BodyConsumer`; chunks that arrived before are
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from ferryman.observability.recorder import Tap
 
 __all__ = [
+    "ENTRY_POINT_X_HEADERS",
     "BodyConsumer",
     "ConnInfo",
     "Downstream",
@@ -138,6 +139,12 @@ class Downstream(ResponseSink, Protocol):
 #: ``hook(ex, status, headers) -> status``; may edit ``headers`` in place.
 ResponseHook = Callable[["Exchange", int, Headers], int]
 
+
+#: The headers the entry point adds (:func:`~ferryman.http.forwarded.materialize`): reading or editing
+#: one of them materializes them all; any other header is read and edited without that cost (the
+#: forwarder then keeps its per-connection serialized block).
+ENTRY_POINT_X_HEADERS = frozenset({b"x-forwarded-proto", b"x-forwarded-port", b"x-forwarded-scheme", b"x-scheme",
+                                   b"x-forwarded-host", b"x-forwarded-for", b"x-forwarded-server", b"x-real-ip"})
 
 #: Request body bytes kept while no consumer is attached (e.g. during a dial) before pausing the client.
 BODY_BUFFER_LIMIT = 256 * 1024
@@ -364,12 +371,14 @@ class Exchange:
 
     def header_values(self, name: bytes) -> list[bytes]:
         """Values of request header ``name`` (lower-case), as a middleware sees them in Traefik."""
-        self.materialize_forwarded()
+        if name in ENTRY_POINT_X_HEADERS:
+            self.materialize_forwarded()
         return [v for n, v in self.headers if n == name]
 
     def header(self, name: bytes) -> bytes | None:
         """First value of request header ``name`` (lower-case) or ``None``."""
-        self.materialize_forwarded()
+        if name in ENTRY_POINT_X_HEADERS:
+            self.materialize_forwarded()
         for n, v in self.headers:
             if n == name:
                 return v
@@ -377,18 +386,25 @@ class Exchange:
 
     def set_header(self, name: bytes, value: bytes) -> None:
         """Replace every value of ``name`` (lower-case) with ``value``."""
-        self.materialize_forwarded()
-        self.headers = [h for h in self.headers if h[0] != name]
-        self.headers.append((name, value))
+        if name in ENTRY_POINT_X_HEADERS:
+            self.materialize_forwarded()
+        headers = self.headers
+        for n, _ in headers:
+            if n == name:
+                headers = self.headers = [h for h in headers if h[0] != name]
+                break
+        headers.append((name, value))
         if name == b"x-forwarded-for":
             self.omit_xff = False
 
     def add_header(self, name: bytes, value: bytes) -> None:
-        self.materialize_forwarded()
+        if name in ENTRY_POINT_X_HEADERS:
+            self.materialize_forwarded()
         self.headers.append((name, value))
 
     def remove_header(self, name: bytes) -> None:
-        self.materialize_forwarded()
+        if name in ENTRY_POINT_X_HEADERS:
+            self.materialize_forwarded()
         self.headers = [h for h in self.headers if h[0] != name]
 
     # ------------------------------------------------------------------ request body

@@ -63,7 +63,10 @@ def canonical_header(name: str) -> str:
 
 def _set(headers: Headers, lname: bytes, name: bytes, value: bytes) -> None:
     """``Header.Set`` on a response header list (names compared case-insensitively), in place."""
-    headers[:] = [h for h in headers if h[0].lower() != lname]
+    for n, _ in headers:
+        if n.lower() == lname:
+            headers[:] = [h for h in headers if h[0].lower() != lname]
+            break
     headers.append((name, value))
 
 

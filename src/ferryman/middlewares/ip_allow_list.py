@@ -8,12 +8,15 @@ address from the right not in ``excludedIPs``, else the peer; ``ipv6Subnet`` mas
 rejection status (``rejectStatusCode``, default 403; a code Go's ``http.StatusText`` does not know is
 a config error) with its body, Go's status text, sent without a sniffed ``Content-Type``.
 
-Per request: one strategy call and one matcher lookup. The peer is the entry point's resolved client
+Per request: one strategy call and a dict lookup of the verdict for that IP (the matcher runs once
+per IP; at most :data:`KNOWN_IPS` are remembered, then the table starts over). The peer is the entry point's resolved client
 address (PROXY protocol included); ``X-Forwarded-For`` is what reaches the middleware (incoming
 values only from trusted peers, as Traefik's entry point strips them otherwise).
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 from ferryman.dynamic.models import IPAllowList, IPWhiteList
 from ferryman.dynamic.models import IPStrategy as IPStrategyConfig
@@ -25,10 +28,14 @@ from ferryman.proto.h1 import REASONS
 __all__ = ["IPAllowListHandler", "build_ip_allow_list", "compile_strategy"]
 
 
+#: Client IPs whose verdict a middleware remembers (then it starts over).
+KNOWN_IPS: Final = 4096
+
+
 class IPAllowListHandler:
     """The built middleware (a :class:`~ferryman.http.exchange.Handler`)."""
 
-    __slots__ = ("_body", "_matcher", "_remote", "_status", "_strategy", "name", "next")
+    __slots__ = ("_body", "_known", "_matcher", "_remote", "_status", "_strategy", "name", "next")
 
     def __init__(self, name: str, next_handler: Handler, matcher: IPMatcher, strategy: IPStrategy,
                  reject_status: int) -> None:
@@ -40,6 +47,9 @@ class IPAllowListHandler:
         self._remote = strategy.depth == 0 and strategy.excluded is None and strategy.ipv6_subnet is None
         self._status = reject_status
         self._body = REASONS[reject_status].encode()
+        #: verdicts by client IP (the matcher is fixed once built): a dict lookup instead of parsing
+        #: the address on every request; bounded by :data:`KNOWN_IPS`
+        self._known: dict[str, bool] = {}
 
     def client_ip(self, ex: Exchange) -> str:
         strategy = self._strategy
@@ -54,8 +64,14 @@ class IPAllowListHandler:
         return strategy.get_ip(ex.conn.client_ip)
 
     def handle(self, ex: Exchange) -> None:
-        ip = self.client_ip(ex)
-        if ip and self._matcher.contains(ip):
+        ip = ex.conn.client_ip if self._remote else self.client_ip(ex)
+        allowed = self._known.get(ip)
+        if allowed is None:
+            allowed = bool(ip) and self._matcher.contains(ip)
+            if len(self._known) >= KNOWN_IPS:
+                self._known.clear()
+            self._known[ip] = allowed
+        if allowed:
             self.next.handle(ex)
             return
         ex.respond(self._status, (), self._body, content_type=None)

@@ -157,6 +157,19 @@ def test_materialized_headers_are_what_middlewares_see_and_edit() -> None:
     assert ex2.header_values(b"x-forwarded-for") == []
 
 
+def test_other_headers_are_edited_without_materializing() -> None:
+    ex, _ = make([(b"accept", b"*/*"), (b"x-bench", b"0")])
+    ex.set_header(b"x-bench", b"1")
+    ex.add_header(b"x-forwarded-prefix", b"/api")
+    ex.remove_header(b"accept")
+    assert ex.header(b"x-bench") == b"1" and ex.header_values(b"accept") == []
+    assert not ex.xf_materialized  # the forwarder keeps the per-connection forwarded block
+    assert ex.headers == [(b"x-bench", b"1"), (b"x-forwarded-prefix", b"/api")]
+    assert b"X-Forwarded-Proto: http\r\n" in forwarded_block(ex)
+    assert ex.header(b"x-forwarded-server") == b"edge-1"  # one of the entry point's: materialized now
+    assert ex.xf_materialized
+
+
 def test_not_append_xff_policy() -> None:
     policy = ForwardingPolicy(insecure=True, not_append_xff=True, hostname="h")
     ex, _ = make(policy=policy)

@@ -122,3 +122,20 @@ def test_deprecated_ip_white_list_behaves_the_same_without_reject_status() -> No
         mw("ipWhiteList", {"sourceRange": ["10.0.0.0/8"], "rejectStatusCode": 404})
     with pytest.raises(ConfigError, match=re.escape("http.middlewares.allow.ipWhiteList.sourceRange")):
         _build({"sourceRange": ["x"]}, Upstream(), kind="ipWhiteList")
+
+
+def test_verdicts_are_remembered_per_ip_and_bounded() -> None:
+    from ferryman.middlewares.ip_allow_list import KNOWN_IPS, IPAllowListHandler
+
+    upstream = Upstream()
+    handler = build_middleware("allow", mw("ipAllowList", {"sourceRange": ["10.0.0.0/8"]}), upstream)
+    assert isinstance(handler, IPAllowListHandler)
+    for i in range(KNOWN_IPS + 5):
+        ex, down = case_exchange({"method": "GET", "url": "/", "host": "h", "headers": {},
+                                  "remote_addr": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}:1"})
+        handler.handle(ex)
+    assert len(upstream.seen) == KNOWN_IPS + 5 and len(handler._known) <= KNOWN_IPS
+    for remote, allowed in (("192.0.2.1:1", False), ("192.0.2.1:2", False), ("10.9.9.9:1", True)):
+        ex, down = case_exchange({"method": "GET", "url": "/", "host": "h", "headers": {}, "remote_addr": remote})
+        handler.handle(ex)
+        assert (final_head(down)[0] == 200) is allowed
