@@ -14,10 +14,10 @@ from typing import Any
 
 from aioquic.asyncio.client import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import QuicEvent, StreamReset
+from aioquic.quic.events import QuicEvent, StreamDataReceived, StreamReset
 
 
 @dataclass
@@ -39,14 +39,55 @@ class H3Request:
     body: bytes = b""
 
 
-class _Client(QuicConnectionProtocol):
+def _varint_at(data: bytearray, pos: int) -> tuple[int, int]:
+    """A QUIC variable-length integer (RFC 9000 §16) at ``pos``: (value, its size)."""
+    size = 1 << (data[pos] >> 6)
+    if pos + size > len(data):
+        raise IndexError(pos)
+    return int.from_bytes(bytes([data[pos] & 0x3F]) + data[pos + 1:pos + size], "big"), size
+
+
+class H3Client(QuicConnectionProtocol):
+    """``create_protocol`` for aioquic's ``connect``; ``goaways`` lists the stream ids of the
+    server's GOAWAY frames (aioquic's H3Connection reads and drops them)."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.h3 = H3Connection(self._quic)
         self.responses: dict[int, H3Response] = {}
         self.done: dict[int, asyncio.Future[H3Response]] = {}
+        self.goaways: list[int] = []
+        self._control = bytearray()  # the server's control stream, read alongside aioquic
+        self._control_id: int | None = None
+
+    def _scan_control(self, data: bytes) -> None:
+        """Find GOAWAY frames on the server's control stream (type 0x00)."""
+        buf = self._control
+        buf.extend(data)
+        pos = 0
+        if buf[:1] != b"\x00":
+            return
+        pos = 1
+        while pos < len(buf):
+            try:
+                ftype, n1 = _varint_at(buf, pos)
+                flen, n2 = _varint_at(buf, pos + n1)
+            except IndexError:
+                return
+            start = pos + n1 + n2
+            if start + flen > len(buf):
+                return
+            if ftype == FrameType.GOAWAY:
+                self.goaways.append(_varint_at(buf, start)[0])
+            pos = start + flen
+        del buf[1:pos]
 
     def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, StreamDataReceived) and event.stream_id % 4 == 3:
+            if self._control_id is None and event.data[:1] == b"\x00":
+                self._control_id = event.stream_id
+            if event.stream_id == self._control_id:
+                self._scan_control(event.data)
         if isinstance(event, StreamReset) and event.stream_id in self.done:
             resp = self.responses[event.stream_id]
             resp.reset = True
@@ -88,13 +129,18 @@ class _Client(QuicConnectionProtocol):
         return await fut
 
 
-async def h3_requests_async(port: int, requests: Sequence[H3Request], *, server_name: str, ca_pem: str,
-                            timeout: float = 10.0) -> list[H3Response]:
+def client_config(server_name: str, ca_pem: str) -> QuicConfiguration:
     config = QuicConfiguration(is_client=True, alpn_protocols=list(H3_ALPN), server_name=server_name)
     config.load_verify_locations(cadata=ca_pem.encode())
+    return config
+
+
+async def h3_requests_async(port: int, requests: Sequence[H3Request], *, server_name: str, ca_pem: str,
+                            timeout: float = 10.0) -> list[H3Response]:
+    config = client_config(server_name, ca_pem)
     async with asyncio.timeout(timeout), connect("127.0.0.1", port, configuration=config,
-                                                 create_protocol=_Client) as client:
-        assert isinstance(client, _Client)
+                                                 create_protocol=H3Client) as client:
+        assert isinstance(client, H3Client)
         return list(await asyncio.gather(*(client.request(r) for r in requests)))
 
 

@@ -84,8 +84,8 @@ def _crypto_objects(cert: LoadedCert) -> tuple[Any, list[Any], Any]:
 
 def _choose(ep: EntryPoint, sni: str | None) -> tuple[Any, list[Any], Any] | None:
     serving = ep.tls
-    if serving is None:
-        return None
+    if serving is None:  # no configuration applied yet: Traefik's default certificate
+        return _crypto_objects(default_certificate())
     store = serving.store
     option = serving.host_options.get(sni, "default") if sni else "default"
     opts = store.options.get(option) or store.options["default"]
@@ -270,6 +270,7 @@ class H3Protocol(QuicConnectionProtocol):
         self.paused: set[H3Stream] = set()
         self._wake = False
         self._goaway = False
+        self._draining = False
         self._finished = False
         self.idle_since = ep.now
         ep.connections.add(self)
@@ -280,6 +281,8 @@ class H3Protocol(QuicConnectionProtocol):
             ep = self.ep
             self.info = ConnInfo(ep.settings.name, str(addr[0]), int(addr[1]), True, ep.forwarding, ep.bound_port)
         super().datagram_received(data, addr)
+        if self._draining and not self.streams:
+            self._close()
         if self.paused:
             for stream in list(self.paused):
                 if self.buffered(stream.sid) <= LOW_WATER:
@@ -410,9 +413,15 @@ class H3Protocol(QuicConnectionProtocol):
                                         encode_frame(FrameType.GOAWAY, encode_uint_var(last + 4 if self.streams else 0)))
         self.wake()
 
-    def _close(self) -> None:
+    def _close(self, force: bool = False) -> None:
+        """CONNECTION_CLOSE once every stream byte sent was acknowledged (aioquic stops sending
+        stream data when closing), or at once when ``force``."""
         if self._finished:
             return
+        self._draining = True
+        self.transmit()
+        if not force and not all(st.sender.buffer_is_empty for st in self._quic._streams.values()):
+            return  # datagram_received retries as ACKs arrive
         self._finished = True
         self._quic.close()
         self.transmit()
@@ -441,7 +450,7 @@ class H3Protocol(QuicConnectionProtocol):
         return False
 
     def force_close(self) -> None:
-        self._close()
+        self._close(force=True)
 
 
 def start_http3(ep: EntryPoint, loop: asyncio.AbstractEventLoop) -> Any:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import StartFerryman
 from tests.integration.tls.pki import CA
 from tests.support.h3client import H3Request, h3_requests
@@ -127,3 +129,78 @@ def test_http3_with_curl_cffi(ferryman: StartFerryman, hello: Callable[[str], in
     assert b'alt-svc: h3=":8443"; ma=2592000' in head.lower()
     fm.signal(signal.SIGTERM)
     assert fm.wait_exit() == 0
+
+
+def test_http3_streams_a_large_response_and_drains_on_shutdown(ferryman: StartFerryman, tmp_path: Path) -> None:
+    """A 1 MiB response streams through HTTP/3 under flow control; on SIGTERM the in-flight request
+    finishes after a GOAWAY, and the process exits cleanly."""
+    import asyncio
+    import threading
+
+    from aioquic.asyncio.client import connect
+
+    from tests.integration.dataplane.dp_support import Backend, Reader, read_request
+    from tests.support.h3client import H3Client, client_config
+    from tests.support.procs import poll_until
+
+    big = b"0123456789abcdef" * (64 * 1024)  # 1 MiB: several times the per-stream high-water mark
+    release = threading.Event()
+    seen = threading.Event()
+
+    def serve(sock: Any) -> None:
+        while True:
+            req = read_request(Reader(sock))
+            if req.target == "/slow":
+                seen.set()
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")
+                release.wait(10)
+                sock.sendall(b"done")
+            else:
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
+
+    with Backend(serve) as be:
+        ca, _, static, dynamic = _setup(tmp_path, 1, {})
+        dynamic["http"]["services"]["hello"]["loadBalancer"]["servers"] = [{"url": be.url}]
+        fm = ferryman(static, dynamic)
+        port = fm.ports["websecure"]
+
+        async def scenario() -> tuple[bytes, int, bytes, list[int]]:
+            async with asyncio.timeout(40), connect("127.0.0.1", port, configuration=client_config("app.test", ca.pem),
+                                                    create_protocol=H3Client) as client:
+                assert isinstance(client, H3Client)
+                large = await client.request(H3Request("/big", authority="app.test"))
+                slow = asyncio.ensure_future(client.request(H3Request("/slow", authority="app.test")))
+                await asyncio.to_thread(seen.wait, 10)
+                fm.signal(signal.SIGTERM)
+                await asyncio.to_thread(poll_until, lambda: bool(client.goaways), 10, what="GOAWAY")
+                release.set()
+                done = await slow
+                return large.body, done.status, done.body, client.goaways
+
+        body, status, slow_body, goaways = asyncio.run(scenario())
+        assert body == big
+        assert (status, slow_body) == (200, b"done")
+        assert goaways and goaways[0] > 0  # the open request's stream is below the GOAWAY id
+        assert fm.wait_exit() == 0
+
+
+def test_http3_refuses_hosts_whose_tls_options_require_client_certificates(
+        ferryman: StartFerryman, hello: Callable[[str], int], tmp_path: Path) -> None:
+    import asyncio
+
+    backend = hello("v1")
+    ca, ca_file, static, dynamic = _setup(tmp_path, backend, {})
+    dynamic["http"]["routers"]["mtls"] = {"rule": "Host(`other.test`)", "service": "hello",
+                                          "tls": {"options": "mtls"}}
+    dynamic["http"]["routers"]["app"]["rule"] = "Host(`app.test`)"
+    dynamic["tls"]["options"] = {"mtls": {"clientAuth": {"caFiles": [str(ca_file)],
+                                                         "clientAuthType": "RequireAndVerifyClientCert"}}}
+    fm = ferryman(static, dynamic)
+    port = fm.ports["websecure"]
+    assert h3_requests(port, [H3Request("/", authority="app.test")], server_name="app.test",
+                       ca_pem=ca.pem)[0].status == 200
+    from aioquic.quic.connection import QuicConnectionError
+
+    with pytest.raises((ConnectionError, QuicConnectionError, TimeoutError, asyncio.TimeoutError)):
+        h3_requests(port, [H3Request("/", authority="other.test")], server_name="other.test", ca_pem=ca.pem,
+                    timeout=5)
