@@ -116,16 +116,20 @@ class Pebble:
         """Environment for ferryman: trust pebble's HTTPS listener (Traefik's ``LEGO_CA_CERTIFICATES``)."""
         return {"LEGO_CA_CERTIFICATES": str(self.listener_ca)}
 
-    def verify_chain(self, chain_pem: bytes, name: str | None = None) -> None:
+    def fetch_root(self, index: int) -> bytes:
+        """Root ``index`` of this start (``PEBBLE_ALTERNATE_ROOTS=n`` adds roots 1..n)."""
+        return _fetch(f"{self.management}/roots/{index}", self.listener_ca, self.netns)
+
+    def verify_chain(self, chain_pem: bytes, name: str | None = None, *, root_file: Path | None = None) -> None:
         """Fail unless ``chain_pem`` (leaf first, then intermediates) chains to this pebble's root
-        (``openssl verify``; with ``name``, also checks the leaf covers it)."""
+        (``openssl verify``; with ``name``, also checks the leaf covers it; ``root_file``: another root)."""
         with tempfile.TemporaryDirectory(prefix="pebble-verify-") as tmp:
             certs = x509.load_pem_x509_certificates(chain_pem)
             leaf = Path(tmp, "leaf.pem")
             leaf.write_bytes(certs[0].public_bytes(serialization.Encoding.PEM))
             untrusted = Path(tmp, "untrusted.pem")
             untrusted.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs[1:]))
-            argv = ["openssl", "verify", "-CAfile", str(self.root_file)]
+            argv = ["openssl", "verify", "-CAfile", str(root_file or self.root_file)]
             if certs[1:]:
                 argv += ["-untrusted", str(untrusted)]
             if name is not None:
@@ -162,19 +166,21 @@ class PebbleFactory:
         self._count = 0
 
     def start(self, http_port: int, tls_port: int, *, netns: str | None = None,
-              env: dict[str, str] | None = None, deadline: float = 20.0) -> Pebble:
+              env: dict[str, str] | None = None, eab_keys: dict[str, str] | None = None,
+              deadline: float = 20.0) -> Pebble:
         """A pebble validating HTTP-01 on ``http_port`` and TLS-ALPN-01 on ``tls_port`` (of
-        127.0.0.1, in ``netns`` when given). ``env`` adds pebble settings (``PEBBLE_*``)."""
+        127.0.0.1, in ``netns`` when given). ``env`` adds pebble settings (``PEBBLE_*``);
+        ``eab_keys`` (kid -> base64url HMAC key) makes external account binding required."""
         last: Exception | None = None
         for _attempt in range(3):  # a free port taken meanwhile by another run: choose again
             try:
-                return self._start(http_port, tls_port, netns, env or {}, deadline)
+                return self._start(http_port, tls_port, netns, env or {}, eab_keys or {}, deadline)
             except (TimeoutError, RuntimeError) as exc:
                 last = exc
         raise RuntimeError(f"pebble did not start: {last}") from last
 
     def _start(self, http_port: int, tls_port: int, netns: str | None, env: dict[str, str],
-               deadline: float) -> Pebble:
+               eab_keys: dict[str, str], deadline: float) -> Pebble:
         self._count += 1
         workdir = self.workdir / f"pebble-{self._count}"
         workdir.mkdir(parents=True)
@@ -186,7 +192,7 @@ class PebbleFactory:
             "listenAddress": f"127.0.0.1:{listen}", "managementListenAddress": f"127.0.0.1:{mgmt}",
             "certificate": str(self.cert), "privateKey": str(self.key),
             "httpPort": http_port, "tlsPort": tls_port, "ocspResponderURL": "",
-            "externalAccountBindingRequired": False}}
+            "externalAccountBindingRequired": bool(eab_keys), "externalAccountMACKeys": eab_keys}}
         (workdir / "pebble-config.json").write_text(json.dumps(config))
         group = ProcessGroup()
         self._groups.append(group)

@@ -9,7 +9,6 @@ entry points), waits for validation, finalizes and returns the chain and key. Er
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -193,7 +192,12 @@ def connect(settings: AcmeSettings, account: StoredAccount | None) -> tuple[clie
         raise
     except Exception as exc:
         raise AcmeError(f"account registration failed: {_problem(exc)}") from exc
-    body = json.loads(regr.body.json_dumps()) if regr.body is not None else {}
+    body: dict[str, Any] = {}
+    if regr.body is not None:  # what lego keeps (the EAB object the library echoes is not JSON)
+        if regr.body.status:
+            body["status"] = str(regr.body.status)
+        if regr.body.contact:
+            body["contact"] = list(regr.body.contact)
     account = StoredAccount(email=account.email, private_key=account.private_key, key_type=account.key_type,
                             registration={"body": body, "uri": regr.uri})
     return acme, account

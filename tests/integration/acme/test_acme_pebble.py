@@ -19,7 +19,7 @@ from cryptography import x509
 from ferryman.acme.storage import AcmeStorage, StoredCert
 from tests.integration.conftest import StartFerryman
 from tests.integration.tls.pki import CA, Pair
-from tests.support.acme import acme_resolver, dynamic_https, leaf_of, served_chain, wait_https
+from tests.support.acme import acme_resolver, curl_https, dynamic_https, leaf_of, served_chain, wait_https
 from tests.support.pebble import PebbleFactory
 from tests.support.procs import free_port, http_request, poll_until
 
@@ -48,6 +48,7 @@ def test_http01_issues_a_certificate_chaining_to_pebbles_root(
     assert entry["Account"]["Email"] == "ops@example.com"
     assert entry["Account"]["KeyType"] == "P256"
     assert entry["Account"]["Registration"]["uri"].startswith("https://127.0.0.1:")
+    assert entry["Account"]["Registration"]["body"] == {"status": "valid", "contact": ["mailto:ops@example.com"]}
     [cert] = entry["Certificates"]
     assert cert["domain"] == {"main": "example.com", "sans": ["www.example.com"]}
     assert cert["Store"] == "default"
@@ -195,3 +196,36 @@ def test_instances_sharing_acme_json_reuse_each_others_certificates(
     poll_until(lambda: leaf_of(served_chain(websecure, "shared.example.com")).serial_number == expected, 20,
                what="the shared certificate to be served")
     assert not any(e.get("event") == "certificate.failed" for e in fm.lines)
+
+
+def test_preferred_chain_picks_the_alternate_root(
+        pebble: PebbleFactory, ferryman: StartFerryman, hello: Callable[[str], int], tmp_path: Path) -> None:
+    web, websecure = free_port(), free_port()
+    ca = pebble.start(http_port=web, tls_port=websecure, env={"PEBBLE_ALTERNATE_ROOTS": "1"})
+    alternate = tmp_path / "root1.pem"
+    alternate.write_bytes(ca.fetch_root(1))
+    alternate_cn = x509.load_pem_x509_certificate(alternate.read_bytes()).subject.get_attributes_for_oid(
+        x509.NameOID.COMMON_NAME)[0].value
+    fm = ferryman(_static(web, websecure, {"le": acme_resolver(ca.directory, tmp_path / "acme.json",
+                                                               preferredChain=alternate_cn)}),
+                  dynamic_https("Host(`chain.example.com`)", hello("chain")), env=ca.env)
+    wait_https("chain.example.com", websecure, alternate, expect="Hello from chain")
+    fm.wait_for(lambda e: e.get("event") == "certificate.obtained")
+    ca.verify_chain(served_chain(websecure, "chain.example.com"), "chain.example.com", root_file=alternate)
+    assert curl_https("chain.example.com", websecure, ca.root_file).returncode != 0  # not the default chain
+
+
+def test_external_account_binding(
+        pebble: PebbleFactory, ferryman: StartFerryman, hello: Callable[[str], int], tmp_path: Path) -> None:
+    web, websecure = free_port(), free_port()
+    hmac = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    ca = pebble.start(http_port=web, tls_port=websecure, eab_keys={"kid-1": hmac})
+    dynamic = dynamic_https("Host(`eab.example.com`)", hello("eab"))
+    dynamic["http"]["routers"]["noeab"] = {"rule": "Host(`noeab.example.com`)", "entryPoints": ["websecure"],
+                                           "service": "app", "tls": {"certResolver": "noeab"}}
+    fm = ferryman(_static(web, websecure, {
+        "le": acme_resolver(ca.directory, tmp_path / "acme.json", eab={"kid": "kid-1", "hmacEncoded": hmac}),
+        "noeab": acme_resolver(ca.directory, tmp_path / "acme.json")}), dynamic, env=ca.env)
+    wait_https("eab.example.com", websecure, ca.root_file, expect="Hello from eab")
+    refused = fm.wait_for(lambda e: e.get("event") == "certificate.failed" and e.get("resolver") == "noeab", 30)
+    assert "external" in refused["error"].lower()
