@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -803,6 +804,55 @@ def scenario_observability(b: Bench) -> Json:
         "cost": cost,
         "access_log_lines": logged,
     }
+
+
+def dashboard_dynamic(backend_port: int) -> Json:
+    dyn = simple_dynamic(backend_port)
+    dyn["http"]["routers"]["api"] = {"entryPoints": ["web"], "rule": "Host(`api.local`)", "service": "api@internal"}
+    return dyn
+
+
+@scenario("dashboard")
+def scenario_dashboard(b: Bench) -> Json:
+    """ferryman without the API, with the API and dashboard nobody watches, and with the dashboard
+    polling /api/traffic every second (its request counter attached) during the load."""
+    with_api: Callable[[Path], Json] = lambda _cfg: {"api": {}}  # noqa: E731
+    with running(b) as started:
+        if r := b.start("ferryman", "ferryman"):
+            started["ferryman"] = r
+        for label in ("ferryman+api", "ferryman+watched"):
+            if r := b.start("ferryman", label, static_extra=with_api, dynamic=dashboard_dynamic(b.backend_port)):
+                started[label] = r
+        if not started:
+            return {"error": "no contender could start"}
+        stop = threading.Event()
+        polls: list[int] = []
+
+        def poll(port: int) -> None:
+            while not stop.wait(1.0):
+                with contextlib.suppress(OSError):
+                    polls.append(http_get(port, "api.local", "/api/traffic")[0])
+
+        watched = started.get("ferryman+watched")
+        poller = threading.Thread(target=poll, args=(watched.port,), daemon=True) if watched else None
+        if poller is not None:
+            poller.start()
+        try:
+            runs = b.interleave(started, b.args.rounds, b.args.duration)
+        finally:
+            stop.set()
+    summaries = {n: summarize(rs) for n, rs in runs.items()}
+    print_table(f"dashboard: wrk -t1 -c{b.args.connections}, {b.args.rounds} rounds x {b.args.duration:g}s, medians",
+                summaries, ["ferryman"])
+    cost: Json = {}
+    for label in ("ferryman+api", "ferryman+watched"):
+        r = ratio(summaries.get(label), summaries.get("ferryman")) if label in summaries else None
+        if r is not None:
+            cost[label] = {"on_over_off": r, "cost_pct": (1 - r) * 100}
+            say(f"{label} = {r:.3f}x of ferryman without the API ({(1 - r) * 100:.1f}% cost)")
+    say(f"/api/traffic polls answered: {polls.count(200)} of {len(polls)}")
+    return {"contenders": {n: {"summary": summaries[n], "runs": runs[n]} for n in runs}, "cost": cost,
+            "polls": {"ok": polls.count(200), "total": len(polls)}}
 
 
 @scenario("routes10k")

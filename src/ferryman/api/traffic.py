@@ -4,7 +4,7 @@
 Costs nothing while nobody watches: the counter is attached to the entry points' request
 recording seam (:mod:`ferryman.observability.recorder`) on the first ``/api/traffic`` request and
 detached again when no request came for :data:`IDLE_SECONDS`. While attached, each finished
-exchange of a non-internal router costs three dictionary updates. The dashboard polls the
+exchange of a non-internal router costs one dictionary update (summed when read). The dashboard polls the
 endpoint and turns the differences between two answers into rates, so counters start at zero
 when watching starts.
 
@@ -59,41 +59,44 @@ class TrafficCounter:
         self.since = 0.0
         self._last_read = 0.0
         self._check: asyncio.TimerHandle | None = None
-        self.entry_points: dict[str, list[int]] = {}
-        self.routers: dict[str, list[int]] = {}
-        self.services: dict[str, list[int]] = {}
+        #: (entry point, router, service) -> [requests, 5xx]: one slot per request, summed when read
+        self.slots: dict[tuple[str, str | None, str | None], list[int]] = {}
 
     def record(self, tap: _Tap) -> None:
-        """The consumer: one finished exchange."""
+        """The consumer: one finished exchange (one tuple, one dictionary look-up)."""
         ex = tap.ex
-        error = 1 if tap.status >= 500 else 0
-        for table, key in ((self.entry_points, ex.entrypoint), (self.routers, ex.router),
-                           (self.services, ex.service)):
-            if key is None:
-                continue
-            counts = table.get(key)
-            if counts is None:
-                table[key] = [1, error]
-            else:
-                counts[0] += 1
-                counts[1] += error
+        key = (ex.entrypoint, ex.router, ex.service)
+        slot = self.slots.get(key)
+        if slot is None:
+            self.slots[key] = slot = [0, 0]
+        slot[0] += 1
+        if tap.status >= 500:
+            slot[1] += 1
 
     def read(self) -> bytes:
         """The JSON answer; attaches the counter if it is not recording yet."""
         now = time.monotonic()
         self._last_read = now
         if not self.attached:
-            self.entry_points.clear()
-            self.routers.clear()
-            self.services.clear()
+            self.slots.clear()
             self.since = time.time()
             self._attach(self.record)
             self.attached = True
             self._schedule()
+        tables: tuple[dict[str, list[int]], ...] = ({}, {}, {})
+        for key, (requests, errors) in list(self.slots.items()):
+            for table, name in zip(tables, key, strict=True):
+                if name is None:
+                    continue
+                total = table.get(name)
+                if total is None:
+                    table[name] = [requests, errors]
+                else:
+                    total[0] += requests
+                    total[1] += errors
         body: dict[str, Any] = {"time": round(time.time(), 3), "since": round(self.since, 3)}
-        for key, table in (("entryPoints", self.entry_points), ("routers", self.routers),
-                           ("services", self.services)):
-            body[key] = {name: {"requests": c[0], "errors": c[1]} for name, c in sorted(table.items())}
+        for key_name, table in zip(("entryPoints", "routers", "services"), tables, strict=True):
+            body[key_name] = {name: {"requests": c[0], "errors": c[1]} for name, c in sorted(table.items())}
         return encode(body)
 
     def _schedule(self) -> None:
