@@ -242,3 +242,23 @@ def test_dashboard_under_base_path_behind_basic_auth(
 def test_chromium_is_the_system_one() -> None:
     """Guard: the tests above must never rely on a browser downloaded by ``playwright install``."""
     assert shutil.which("chromium") is not None or os.access(CHROMIUM, os.X_OK)
+
+
+def test_large_configuration_is_capped_and_searchable(
+        ferryman: StartFerryman, browser: Browser, artifacts: Path) -> None:
+    """1,200 routers: the table renders the first 1,000 and says so; search narrows it."""
+    routers = {f"r{i:04d}": {"rule": f"Host(`h{i:04d}.example`)", "entryPoints": ["web"], "service": "noop@internal"}
+               for i in range(1200)}
+    fm = ferryman({"entryPoints": {"web": {"address": "127.0.0.1:0"}, "traefik": {"address": "127.0.0.1:0"}},
+                   "api": {"insecure": True}}, {"http": {"routers": routers}})
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"http://127.0.0.1:{fm.ports['traefik']}/dashboard/#/routers")
+    page.locator('tr[data-router="r0000@file"]').wait_for()
+    assert page.locator("tbody tr").count() == 1000
+    assert "Showing the first 1000 of 1202" in page.locator("main").inner_text()  # + api, dashboard
+    page.locator('input[data-search="routers"]').fill("h1199.example")
+    page.locator('tr[data-router="r1199@file"]').wait_for()
+    assert page.locator("tbody tr").count() == 1
+    shoot(page, artifacts, "routers-search")
+    page.close()

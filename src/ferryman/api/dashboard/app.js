@@ -7,6 +7,8 @@ import {
 const API = new URL("../api/", window.location.href);
 const HISTORY = 90; // samples kept for the request-rate graph
 const PER_PAGE = 500;
+const MAX_ROWS = 1000; // rows rendered per table
+const MAX_PROBLEMS = 50; // elements listed under "Needs attention"
 
 const state = {
   version: null,
@@ -23,7 +25,7 @@ const state = {
   error: "",
   trafficAvailable: true,
 };
-const ui = { search: {}, interval: 2000, timer: 0, inFlight: false };
+const ui = { search: {}, interval: 2000, timer: 0, inFlight: false, lastFetchMs: 0 };
 
 // ---------------------------------------------------------------------------------------- data
 
@@ -91,6 +93,7 @@ function updateRates(traffic) {
 async function refresh() {
   if (ui.inFlight) return;
   ui.inFlight = true;
+  const started = performance.now();
   try {
     const [overview, entrypoints, routers, services, middlewares, certificates, traffic] = await Promise.all([
       getJSON("overview").then((r) => r.body), getAll("entrypoints"), getAll("http/routers"),
@@ -105,13 +108,16 @@ async function refresh() {
     state.error = `Cannot reach the API at ${API.pathname}: ${error.message}. Showing the last data received.`;
   } finally {
     ui.inFlight = false;
+    ui.lastFetchMs = performance.now() - started;
   }
   render();
 }
 
 function schedule() {
   clearTimeout(ui.timer);
-  if (ui.interval > 0) ui.timer = setTimeout(async () => { await refresh(); schedule(); }, ui.interval);
+  // never spend more than a fifth of the time fetching (a very large configuration polls slower)
+  const delay = Math.max(ui.interval, 5 * ui.lastFetchMs);
+  if (ui.interval > 0) ui.timer = setTimeout(async () => { await refresh(); schedule(); }, delay);
 }
 
 // ------------------------------------------------------------------------------------- routing
@@ -216,12 +222,16 @@ function problemsCard() {
     ...state.middlewares.filter((m) => m.status !== "enabled").map((m) => ["middlewares", m]),
   ];
   if (!bad.length) return null;
+  const shown = bad.slice(0, MAX_PROBLEMS);
   return [h("h2", {}, `Needs attention (${bad.length})`),
-    h("div", { class: "card" }, h("ul", { class: "problems" }, bad.map(([kind, item]) =>
+    h("div", { class: "card" }, h("ul", { class: "problems" }, shown.map(([kind, item]) =>
       h("li", { "data-problem": item.name },
         pill(item.status), " ", h("span", { class: "muted", text: kind.slice(0, -1) }), " ",
         link(itemHref(kind, item.name), item.name, { class: "name" }),
-        errorList(item.error, item.status)))))];
+        errorList(item.error, item.status)))),
+      bad.length > shown.length ? h("p", { class: "muted" }, `and ${bad.length - shown.length} more: `,
+        link("#/routers?status=disabled", "routers with errors"), ", ", link("#/routers?status=warning", "with warnings"))
+        : null)];
 }
 
 function entryPointAddress(ep) {
@@ -283,13 +293,24 @@ function qualify(name, provider) {
   return name.includes("@") || !provider ? name : `${name}@${provider}`;
 }
 
+function capped(matching) {
+  // A very large configuration: render the first MAX_ROWS rows, say so, and let search narrow it.
+  return matching.length > MAX_ROWS ? matching.slice(0, MAX_ROWS) : matching;
+}
+
+function cappedNote(total) {
+  return total > MAX_ROWS
+    ? h("p", { class: "muted", text: `Showing the first ${MAX_ROWS} of ${total}; search to narrow the list.` }) : null;
+}
+
 function listView(view, title, items, columns, row, fields) {
   const route = currentRoute();
   const status = route.params.get("status") || "";
   const body = h("div", {});
   const fill = () => {
-    const rows = items.filter((i) => (!status || i.status === status) && matches(view, ...fields(i))).map(row);
-    body.replaceChildren(table(columns.filter(Boolean), rows, "No element matches."));
+    const matching = items.filter((i) => (!status || i.status === status) && matches(view, ...fields(i)));
+    body.replaceChildren(table(columns.filter(Boolean), capped(matching).map(row), "No element matches."),
+      cappedNote(matching.length) || "");
   };
   fill();
   return [
