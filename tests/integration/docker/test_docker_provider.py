@@ -285,3 +285,19 @@ def test_http_client_timeout_with_a_hung_engine(
     finally:
         os.kill(engine.proc.pid, signal.SIGCONT)
     wait_served(fm, "hung.test", name, deadline=20)
+
+
+def test_watch_false_lists_once(engine: Dockerd, containers: Containers, start_ferryman: StartFerryman) -> None:
+    """``watch: false``: the containers are read once at startup; later events change nothing."""
+    name = containers.name("once")
+    port = free_port()
+    ident, _ = containers.run(name, {**host_label("o", "once.test"), **port_label("o", port)}, port=port)
+    fm = start_ferryman(docker_static(engine.endpoint, docker={"watch": False}))
+    wait_served(fm, "once.test", name)
+    engine.run("stop", "-t", "5", ident)
+    later = containers.name("later")
+    lport = free_port()
+    containers.run(later, {**host_label("l", "later.test"), **port_label("l", lport)}, port=lport)
+    assert get(fm, "later.test")[0] == 404
+    status, router = api(fm, "/api/http/routers/o@docker")
+    assert status == 200 and router["status"] == "enabled"  # the stopped container's route stays
