@@ -89,3 +89,25 @@ def test_a_backend_that_hangs_up_after_the_request_is_not_retried(ferryman: Star
         fm = ferryman(dynamic=routes({"attempts": 3}, backend.url))
         assert get(fm.ports["web"])[0] == 502
         assert seen == 1
+
+
+def test_request_bodies_are_replayed_on_status_retries(ferryman: StartFerryman) -> None:
+    bodies: list[bytes] = []
+    lock = threading.Lock()
+
+    def answer(req: Message) -> bytes:
+        with lock:
+            bodies.append(req.body)
+            n = len(bodies)
+        return response(503, b"busy", reason="Service Unavailable") if n <= 2 else response(200, b"ok")
+
+    with http_backend(answer) as backend:
+        fm = ferryman(dynamic=routes({"attempts": 3, "status": ["503"], "retryNonIdempotentMethod": True,
+                                      "maxRequestBodyBytes": 100_000}, backend.url))
+        payload = b"0123456789" * 5000
+        assert get(fm.ports["web"], method="POST", body=payload) == (200, b"ok")
+        assert bodies == [payload] * 3
+        bodies.clear()
+        too_big = b"x" * 100_001  # over maxRequestBodyBytes: forwarded once, the 503 is the answer
+        assert get(fm.ports["web"], method="POST", body=too_big) == (503, b"busy")
+        assert bodies == [too_big]

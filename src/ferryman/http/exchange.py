@@ -431,6 +431,13 @@ class Exchange:
         self._buf_bytes = 0
         self._body_done = True
 
+    def unread_body(self, chunks: list[bytes]) -> None:
+        """A middleware read the start of the body (``chunks``) and gives it back: the next
+        :meth:`set_body_consumer` gets them, then the rest as it arrives."""
+        self._consumer = None
+        self._body_buf = chunks
+        self._buf_bytes = sum(map(len, chunks))
+
     def feed_body(self, data: bytes) -> None:
         """Called by the downstream for each body chunk (buffered, bounded, until a consumer is set)."""
         consumer = self._consumer

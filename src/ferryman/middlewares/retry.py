@@ -20,10 +20,11 @@ Per request, as Traefik 3.7:
   (502, or 504 for a dial timeout).
 * **status codes**: only for idempotent methods (not ``POST``, ``PATCH``, ``LOCK``) unless
   ``retryNonIdempotentMethod``. A response whose status is in ``status`` is swallowed (its body is
-  read and dropped) and the request tried again, except on the last try. Traefik buffers the request
-  body up to ``maxRequestBodyBytes`` (2 MiB) to replay it and, beyond that, does not retry on
-  status; ferryman does not replay request bodies yet, so a request **with a body** is not retried
-  on status (network-error retries still apply: nothing of the body was sent).
+  read and dropped) and the request tried again, except on the last try. A request body is read
+  first, up to ``maxRequestBodyBytes`` (2 MiB by default, negative: no limit), and replayed on each
+  try (Traefik's ``mirror.NewReusableRequest``); a larger body -- known from ``Content-Length``, or
+  found while reading a chunked one, which is then handed on as it streams -- turns the status
+  retries off for that request (network-error retries still apply).
 
 The next try is scheduled with ``loop.call_later`` (no task, ADR 0001) and goes through the inner
 chain again, so a load balancer picks its next server. A client that went away during the backoff
@@ -46,6 +47,8 @@ __all__ = ["NON_IDEMPOTENT", "RetryHandler", "backoff_intervals", "build_retry",
 #: Methods retried only with ``retryNonIdempotentMethod``.
 NON_IDEMPOTENT: Final = frozenset({b"POST", b"PATCH", b"LOCK"})
 
+#: Traefik's ``RetryDefaultMaxRequestBodyBytes``: the most request body kept for status retries.
+DEFAULT_MAX_BODY: Final = 2 * 1024 * 1024
 _RANDOMIZATION: Final = 0.5
 _MAX_INTERVAL: Final = 60.0
 
@@ -105,13 +108,13 @@ def parse_status_ranges(blocks: tuple[str, ...], path: str) -> tuple[tuple[int, 
 class RetryHandler:
     """The built middleware (a :class:`~ferryman.http.exchange.Handler`)."""
 
-    __slots__ = ("_attempts", "_initial", "_multiplier", "_network", "_non_idempotent", "_status", "_timeout",
-                 "clock", "name", "next", "rng")
+    __slots__ = ("_attempts", "_initial", "_max_body", "_multiplier", "_network", "_non_idempotent", "_status",
+                 "_timeout", "clock", "name", "next", "rng")
 
     def __init__(self, name: str, next_handler: Handler, attempts: int, initial_interval: float,
                  retry_non_idempotent: bool, clock: Scheduler | None = None,
                  rng: random.Random | None = None, *, status: tuple[tuple[int, int], ...] = (),
-                 network: bool = True, timeout: float = 0.0) -> None:
+                 network: bool = True, timeout: float = 0.0, max_body: int = DEFAULT_MAX_BODY) -> None:
         self.name = name
         self.next = next_handler
         self._attempts = attempts
@@ -121,19 +124,24 @@ class RetryHandler:
         self._status = status
         self._network = network
         self._timeout = timeout
+        self._max_body = max_body
         #: ``call_later`` provider (``None``: the running loop); random source for the jitter.
         self.clock = clock
         self.rng = rng or random.Random()
 
     def handle(self, ex: Exchange) -> None:
         status = self._status
-        if status and (ex.body_length != 0 or ex.upgrade is not None
-                       or (ex.method in NON_IDEMPOTENT and not self._non_idempotent)):
+        if status and (ex.upgrade is not None or (ex.method in NON_IDEMPOTENT and not self._non_idempotent)):
             status = ()
+        if status and ex.body_length > 0 and 0 <= self._max_body < ex.body_length:
+            status = ()  # Traefik's ErrBodyTooLarge: no retry on status for this request
         if self._attempts < 2 or not (status or self._network):
             self.next.handle(ex)
             return
         backoff = _Backoff(self._initial, self._multiplier, self.rng) if self._initial > 0 else None
+        if status and ex.body_length != 0:
+            ex.set_body_consumer(_BodyReader(self, ex, backoff, status))
+            return
         _Attempts(self, ex, backoff, status).start()
 
     def _scheduler(self) -> Scheduler | None:
@@ -150,14 +158,46 @@ class RetryHandler:
         return float(time_fn()) if callable(time_fn) else time.monotonic()
 
 
-class _Attempts:
-    """One request's tries; the exchange's producer until a backend connection takes over."""
+class _BodyReader:
+    """Reads the request body (bounded) so that each try can replay it, then starts the tries."""
 
-    __slots__ = ("_backoff", "_ex", "_owner", "_sink", "_started", "_status", "tries")
+    __slots__ = ("_backoff", "_chunks", "_ex", "_owner", "_size", "_status")
 
     def __init__(self, owner: RetryHandler, ex: Exchange, backoff: _Backoff | None,
                  status: tuple[tuple[int, int], ...]) -> None:
         self._owner = owner
+        self._ex = ex
+        self._backoff = backoff
+        self._status = status
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def body_data(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._size += len(data)
+        if 0 <= self._owner._max_body < self._size:
+            # Too large to keep: give back what was read, the rest streams; network retries only.
+            ex = self._ex
+            ex.unread_body(self._chunks)
+            _Attempts(self._owner, ex, self._backoff, ()).start()
+
+    def body_end(self, trailers: Headers | None) -> None:
+        ex = self._ex
+        if ex.done:
+            return
+        ex.body_length = self._size
+        _Attempts(self._owner, ex, self._backoff, self._status, self._chunks).start()
+
+
+class _Attempts:
+    """One request's tries; the exchange's producer until a backend connection takes over."""
+
+    __slots__ = ("_backoff", "_body", "_ex", "_owner", "_sink", "_started", "_status", "tries")
+
+    def __init__(self, owner: RetryHandler, ex: Exchange, backoff: _Backoff | None,
+                 status: tuple[tuple[int, int], ...], body: list[bytes] | None = None) -> None:
+        self._owner = owner
+        self._body = body
         self._ex = ex
         self._backoff = backoff
         self._status = status
@@ -180,6 +220,8 @@ class _Attempts:
         else:
             ex.set_producer(None)
         ex.sink = _StatusSink(self, self._sink) if self._status and not last else self._sink
+        if self._body is not None:
+            ex.replay_body(list(self._body))  # read whole before the first try
         self._owner.next.handle(ex)
 
     def again(self) -> None:
@@ -284,4 +326,6 @@ def build_retry(name: str, config: Retry, next_handler: Handler, clock: Schedule
     status = parse_status_ranges(config.status, f"{path}.status")
     return RetryHandler(name, next_handler, config.attempts, config.initial_interval,
                         config.retry_non_idempotent_method, clock, rng, status=status,
-                        network=not config.disable_retry_on_network_error, timeout=config.timeout)
+                        network=not config.disable_retry_on_network_error, timeout=config.timeout,
+                        max_body=DEFAULT_MAX_BODY if config.max_request_body_bytes is None
+                        else config.max_request_body_bytes)
