@@ -348,8 +348,8 @@ class Backend:
             threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
     def _serve(self, sock: socket.socket) -> None:
-        sock.settimeout(DEADLINE * 3)
         try:
+            sock.settimeout(DEADLINE * 3)  # inside: close() may have closed it already
             self.handler(sock)
         except (OSError, EOFError, AssertionError, ValueError):
             pass
