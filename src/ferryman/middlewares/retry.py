@@ -1,5 +1,5 @@
-"""``retry``: try the request again when the backend could not be reached, as Traefik's
-``pkg/middlewares/retry``.
+"""``retry``: try the request again when the backend could not be reached or answered one of the
+listed statuses, as Traefik's ``pkg/middlewares/retry`` (3.7).
 
 Build time: ``attempts`` (total tries) must be positive (Traefik: ``incorrect (or empty) value for
 attempt``); ``initialInterval`` > 0 gives Traefik's exponential backoff (cenkalti ``backoff``:
