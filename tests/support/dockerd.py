@@ -302,12 +302,14 @@ class Dockerd:
         self._kill_leftovers()
 
     def stop(self) -> None:
-        """Remove every container, stop the engine and anything it left behind."""
+        """Remove every container, stop the engine and anything it left behind (processes, and
+        mounts under its directory such as ``exec/netns/default``)."""
         if self.proc is not None and self.proc.poll() is None:
             ids = self.run("ps", "-aq", check=False).stdout.split()
             if ids:
                 self.run("rm", "-f", *ids, check=False, timeout=60)
         self.kill()
+        unmount_below(self.root)
 
     def _kill_leftovers(self) -> None:
         """containerd shims started for this engine (their command line names our exec root)."""
@@ -355,6 +357,17 @@ class Dockerd:
         assert isinstance(data, list) and data
         item: dict[str, Any] = data[0]
         return item
+
+
+def unmount_below(root: Path) -> None:
+    """Lazily unmount everything mounted at or below ``root`` (deepest first)."""
+    prefix = str(root).rstrip("/") + "/"
+    try:
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return
+    for target in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", target], capture_output=True, check=False)
 
 
 def start_dockerd(root: Path, group: ProcessGroup, *, tls: tuple[Path, Path, Path] | None = None) -> Dockerd:
