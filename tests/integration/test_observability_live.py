@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -243,3 +244,84 @@ def test_router_disabled_is_one_structured_event(ferryman: StartFerryman, hello:
     applied = fm.wait_for(lambda e: e.get("event") == "config.applied")
     assert applied["message"] == "configuration applied" and applied["disabled"] >= 1
     assert applied["providers"] == ["file"]
+
+
+def test_tls_requests_certificates_and_retries(ferryman: StartFerryman, hello: Callable[[str], int],
+                                               tmp_path: Path) -> None:
+    """``*_requests_tls_total`` with Go's version/cipher names, ``tls_certs_not_after`` for the
+    configured certificate, ``service_retries_total`` after retries, TLS fields in the access log."""
+    from cryptography import x509
+
+    from tests.integration.tls.pki import CA
+    ca = CA()
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca_file = certs / "ca.pem"
+    ca_file.write_text(ca.pem)
+    server = ca.issue("app.test", dns=("app.test",))
+    cert, key = server.write(certs, "server")
+    backend = hello("v1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    log_path = tmp_path / "access.json"
+    static = _static(tmp_path, metrics={"prometheus": {}}, accessLog={"filePath": str(log_path), "format": "json"})
+    static["entryPoints"]["websecure"] = {"address": "127.0.0.1:0"}
+    fm = ferryman(static, {
+        "http": {
+            "routers": {"app": {"rule": "Host(`app.test`)", "service": "app", "tls": {},
+                                "entryPoints": ["websecure"]},
+                        "flaky": {"rule": "Host(`flaky.test`)", "service": "flaky", "middlewares": ["retry"],
+                                  "entryPoints": ["web"]}},
+            "middlewares": {"retry": {"retry": {"attempts": 3}}},
+            "services": {"app": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{backend}"}]}},
+                         "flaky": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{dead}"},
+                                                                {"url": f"http://127.0.0.1:{backend}"}]}}},
+        },
+        "tls": {"certificates": [{"certFile": str(cert), "keyFile": str(key)}]},
+    })
+    port = fm.ports["websecure"]
+    r = subprocess.run(["curl", "-sS", "--tlsv1.3", "--cacert", str(ca_file), "--resolve", f"app.test:{port}:127.0.0.1",
+                        f"https://app.test:{port}/"], capture_output=True, timeout=20, check=False)
+    assert r.returncode == 0 and r.stdout == b"Hello from v1\n", r.stderr
+    for _ in range(2):
+        assert http_request("127.0.0.1", fm.ports["web"], "/", headers={"Host": "flaky.test"})[0] == 200
+
+    fams = scrape(fm.ports["traefik"])
+    tls = samples(fams, "traefik_entrypoint_requests_tls", entrypoint="websecure")
+    assert [(lab["tls_version"], v) for _, lab, v in tls] == [("1.3", 1.0)]
+    assert tls[0][1]["tls_cipher"] in ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
+    assert value(fams, "traefik_service_requests_tls", "traefik_service_requests_tls_total",
+                 service="app@file", tls_version="1.3") == 1
+    parsed = x509.load_pem_x509_certificate(server.cert_pem.encode())
+    (row,) = samples(fams, "traefik_tls_certs_not_after")
+    assert row[1] == {"cn": "app.test", "serial": str(parsed.serial_number), "sans": "app.test"}
+    assert row[2] == parsed.not_valid_after_utc.timestamp()
+    # round robin: one of the two requests went to the dead server first and was retried
+    assert value(fams, "traefik_service_retries", "traefik_service_retries_total", service="flaky@file") >= 1
+
+    lines = [json.loads(ln) for ln in _wait_lines(log_path, 3)]
+    tls_line = next(ln for ln in lines if ln["entryPointName"] == "websecure")
+    assert tls_line["TLSVersion"] == "1.3" and tls_line["TLSCipher"].startswith("TLS_")
+    assert tls_line["RequestScheme"] == "https"
+    assert sum(ln.get("RetryAttempts", 0) for ln in lines) >= 1
+
+
+def test_router_observability_switches(ferryman: StartFerryman, hello: Callable[[str], int],
+                                       tmp_path: Path) -> None:
+    """A router's ``observability.{metrics, accessLogs}: false`` keeps its requests out of both."""
+    backend = hello("v1")
+    log_path = tmp_path / "access.json"
+    dyn = _dynamic(backend)
+    dyn["http"]["routers"]["quiet"] = {"rule": "PathPrefix(`/quiet`)", "service": "app", "entryPoints": ["web"],
+                                       "observability": {"metrics": False, "accessLogs": False}}
+    fm = ferryman(_static(tmp_path, metrics={"prometheus": {}},
+                          accessLog={"filePath": str(log_path), "format": "json"}), dyn)
+    web = fm.ports["web"]
+    assert http_request("127.0.0.1", web, "/quiet")[0] == 200
+    assert http_request("127.0.0.1", web, "/loud")[0] == 200
+    (line,) = [json.loads(ln) for ln in _wait_lines(log_path, 1)]
+    assert line["RequestPath"] == "/loud"
+    fams = scrape(fm.ports["traefik"])
+    assert value(fams, "traefik_entrypoint_requests", "traefik_entrypoint_requests_total",
+                 code="200", method="GET", entrypoint="web") == 1

@@ -220,6 +220,9 @@ class AccessLog:
         self.written = 0
         self._clock = _Clock()
         self._end_clock = _Clock()
+        self._quote_cache: dict[str, str] = {"-": '"-"'}
+        #: routers with ``observability.accessLogs: false`` (set on each apply)
+        self.muted: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------------ loop side (hot path)
 
@@ -229,6 +232,9 @@ class AccessLog:
         Only a tuple is made here; the writer thread reads the (finished, no longer changing)
         exchange later. What must be read on the loop is read here: TLS facts (the SSL object
         is in use by the connection) and the forwarded headers (materialising edits the request)."""
+        muted = self.muted
+        if muted and tap.ex.router in muted:
+            return
         if self._filtered and not self._keep(tap):
             return
         pending = self._pending
@@ -301,13 +307,23 @@ class AccessLog:
                 referer = self._header_value("Referer", value)
             elif name == b"user-agent" and ua == "-":
                 ua = self._header_value("User-Agent", value)
+        quoted = self._quoted
         line = (f"{c.client_ip} - {c.username or '-'} [{self._clock.clf(c.start_ns)}] "
                 f"\"{c.method.decode('latin-1')} {c.target.decode('latin-1')} {_protocol(c.version)}\" "
-                f"{c.status} {c.size} {_quote(referer)} {_quote(ua)}")
+                f"{c.status} {c.size} {quoted(referer)} {quoted(ua)}")
         if generic:
             return line
-        return (f"{line} {c.count} {_quote(c.router or '-')} {_quote(c.upstream or '-')} "
-                f"{c.duration // 1_000_000}ms")
+        return f"{line} {c.count} {quoted(c.router or '-')} {quoted(c.upstream or '-')} {c.duration // 1_000_000}ms"
+
+    def _quoted(self, value: str) -> str:
+        """:func:`_quote` with a bounded cache (router names, server URLs, common User-Agents repeat)."""
+        cache = self._quote_cache
+        out = cache.get(value)
+        if out is None:
+            if len(cache) >= 4096:
+                cache.clear()
+            out = cache[value] = _quote(value)
+        return out
 
     def _json(self, c: _Captured) -> str:
         clock = self._clock
@@ -488,9 +504,8 @@ class AccessLog:
                 log.error("cannot write access log", extra={"fields": {"filePath": self.path, "error": str(exc)}})
 
 
+_PROTOCOLS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0", b"2": "HTTP/2.0", b"3": "HTTP/3.0"}
+
+
 def _protocol(version: bytes) -> str:
-    if version == b"2":
-        return "HTTP/2.0"
-    if version == b"3":
-        return "HTTP/3.0"
-    return "HTTP/" + version.decode("latin-1")
+    return _PROTOCOLS.get(version) or "HTTP/" + version.decode("latin-1")

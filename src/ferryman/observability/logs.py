@@ -18,13 +18,14 @@ Structured fields travel in ``extra={"fields": {...}}``::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
-__all__ = ["LEVELS", "PANIC", "TRACE", "get_logger", "setup_logging"]
+__all__ = ["LEVELS", "PANIC", "TRACE", "get_logger", "reopen_log_files", "setup_logging"]
 
 TRACE = 5
 PANIC = logging.CRITICAL + 10
@@ -192,3 +193,14 @@ def get_logger(name: str) -> logging.Logger:
     if name != "ferryman" and not name.startswith("ferryman."):
         name = f"ferryman.{name}"
     return logging.getLogger(name)
+
+
+def reopen_log_files() -> None:
+    """Close the ``log.filePath`` file; the next record opens it again (SIGUSR1 after logrotate)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _FileHandler):
+            with handler.lock or contextlib.nullcontext():
+                stream = handler.stream
+                if stream is not None:
+                    handler.stream = None  # FileHandler opens it again on the next emit
+                    stream.close()

@@ -35,6 +35,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ferryman.http.exchange import X_WEBSOCKET
+
 if TYPE_CHECKING:
     from ferryman.http.exchange import Exchange, Headers
     from ferryman.observability.recorder import Tap
@@ -97,6 +99,8 @@ class Metrics:
         self.tls: dict[tuple[str, str, str, str], int] = {}
         self.retries: dict[str, int] = {}
         self.server_up: dict[tuple[str, str], float] = {}
+        #: routers with ``observability.metrics: false`` (set on each apply)
+        self.muted: frozenset[str] = frozenset()
         #: router -> its service (the ``service`` label of router metrics), set on each apply
         self.router_services: dict[str, str] = {}
         self.reloads = 0
@@ -126,10 +130,24 @@ class Metrics:
         """Recorder consumer: add one finished exchange to its slot (one dict lookup; the entry
         point, router and service families are sums over slots, made at scrape time)."""
         ex = tap.ex
+        muted = self.muted
+        if muted and ex.router in muted:
+            return
         status = tap.status
-        proto = protocol_of(ex)
-        if proto[:4] == "grpc":
-            status = _grpc_status(tap.headers, tap.trailers)
+        # protocol_of(), inlined (per request)
+        if ex.flags & X_WEBSOCKET:
+            proto = "websocket"
+        else:
+            proto = "http"
+            for name, value in ex.headers:
+                if name == b"content-type":
+                    if value[:16] == _GRPC:
+                        proto = "grpc-web" if value[16:20] == b"-web" else "grpc"
+                        status = _grpc_status(tap.headers, tap.trailers)
+                        break
+                elif name == b"accept" and b"text/event-stream" in value:
+                    proto = "sse"
+                    break
         service = ex.service
         key = (ex.conn.entrypoint, ex.router, service, ex.method, status, proto)
         slot = self.slots.get(key)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ferryman.dynamic.merge import MAX_INT
 from ferryman.dynamic.models import Router
 from ferryman.observability.accesslog import AccessLog
+from ferryman.observability.logs import reopen_log_files
 from ferryman.observability.metrics import Metrics, PrometheusService
 from ferryman.observability.recorder import Consumer, Observer
 
@@ -83,10 +84,20 @@ class Observability:
             metrics.open_connections = open_connections
 
     def applied(self, snapshot: Snapshot, *, reload: bool) -> None:
-        """After each configuration apply: reload counters, router labels, certificates."""
+        """After each configuration apply: routers' own ``observability`` switches, reload
+        counters, router labels, certificates."""
+        routers = snapshot.merged.routers
+        if self.access_log is not None:
+            self.access_log.muted = frozenset(
+                n for n, r in routers.items()
+                if r.config is not None and r.config.observability is not None
+                and r.config.observability.access_logs is False)
         metrics = self.metrics
         if metrics is None:
             return
+        metrics.muted = frozenset(
+            n for n, r in routers.items()
+            if r.config is not None and r.config.observability is not None and r.config.observability.metrics is False)
         if reload:
             metrics.config_reloaded()
         metrics.set_routers({name: r.config.service for name, r in snapshot.merged.routers.items()
@@ -103,9 +114,10 @@ class Observability:
             self.access_log.start()
 
     def reopen(self) -> None:
-        """SIGUSR1: reopen the access log file (log rotation)."""
+        """SIGUSR1 (log rotation, as Traefik): reopen the access log and ``log.filePath``."""
         if self.access_log is not None:
             self.access_log.reopen()
+        reopen_log_files()
 
     def close(self) -> None:
         if self.access_log is not None:

@@ -49,8 +49,7 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset({
     "providers.redis",
     "providers.http",
     "providers.plugin",
-    # logs: level, format and filePath are implemented; ferryman never colours its output
-    "log.noColor",
+    # logs: level, format, filePath and noColor (ferryman never colours its output) are implemented
     "log.maxSize",
     "log.maxAge",
     "log.maxBackups",

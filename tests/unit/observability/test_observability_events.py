@@ -6,12 +6,13 @@ import datetime
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ferryman.observability import events
-from ferryman.observability.logs import setup_logging
+from ferryman.observability.logs import get_logger, reopen_log_files, setup_logging
 from ferryman.static.models import Log
 
 
@@ -75,5 +76,20 @@ def test_nothing_formatted_below_the_level() -> None:
     try:
         events.config_applied(routers=1, disabled=0, seconds=0.0)
         assert stream.getvalue() == ""
+    finally:
+        setup_logging(Log(level="ERROR"), stream=io.StringIO())
+
+
+def test_log_file_reopened_after_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "ferryman.log"
+    setup_logging(Log(level="INFO", format="json", file_path=str(path)))
+    try:
+        log = get_logger("rotation")
+        log.info("before")
+        path.rename(path.with_suffix(".log.1"))
+        reopen_log_files()
+        log.info("after")
+        assert "after" in path.read_text() and "before" not in path.read_text()
+        assert "before" in path.with_suffix(".log.1").read_text()
     finally:
         setup_logging(Log(level="ERROR"), stream=io.StringIO())
