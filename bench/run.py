@@ -795,9 +795,15 @@ def scenario_observability(b: Bench) -> Json:
         name, _, part = label.partition("+")
         r = ratio(summaries[label], summaries.get(name))
         if part and r is not None:
-            cost[label] = {"on_over_off": r, "cost_pct": (1 - r) * 100}
             what = {"obs": "metrics + access log", "metrics": "metrics", "accesslog": "access log"}[part]
-            say(f"{name}: with {what} = {r:.3f}x of without ({(1 - r) * 100:.1f}% cost)")
+            cpu_on, cpu_off = summaries[label].get("cpu_us_per_req"), summaries[name].get("cpu_us_per_req")
+            cpu = cpu_on / cpu_off if cpu_on and cpu_off else None
+            cost[label] = {"on_over_off": r, "cost_pct": (1 - r) * 100, "cpu_per_req_on_over_off": cpu,
+                           "cpu_us_per_req": [cpu_off, cpu_on]}
+            line = f"{name}: with {what} = {r:.3f}x req/s of without ({(1 - r) * 100:.1f}% cost)"
+            if cpu is not None:
+                line += f"; CPU per request {cpu_off:.1f} -> {cpu_on:.1f} us ({(cpu - 1) * 100:+.1f}%)"
+            say(line)
     say(f"access log lines written: {logged}")
     return {
         "contenders": {n: {"summary": summaries[n], "ratios": ratios[n], "runs": runs[n]} for n in runs},

@@ -37,7 +37,7 @@ import sys
 import threading
 from collections import deque
 from time import time_ns
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from ferryman.observability.logs import get_logger
 
@@ -155,16 +155,13 @@ def _split_host_port(addr: str) -> tuple[str, str]:
     return addr, ""
 
 
-class _Captured:
-    """What the loop hands to the writer thread for one request (no formatting on the loop)."""
-
-    __slots__ = ("client_ip", "client_port", "count", "duration", "entrypoint", "host", "length", "method", "origin_headers",
-                 "req_headers", "req_size", "retries", "router", "scheme", "service", "size", "start_ns",
-                 "status", "target", "tls", "upstream", "username", "version")
+class _Captured(NamedTuple):
+    """What the loop hands to the writer thread for one request: plain values only (no reference
+    to the exchange), so the exchange is freed at once and the cyclic GC has nothing to walk."""
 
     client_ip: str
     client_port: int
-    count: int
+    request_count: int
     duration: int
     entrypoint: str
     host: bytes
@@ -210,7 +207,7 @@ class AccessLog:
             m != "drop" for m in self._header_names.values())
         self._count = itertools.count(1)
         self._flush_at = min(int(config.buffering_size) or FLUSH_LINES, MAX_PENDING)
-        self._pending: deque[tuple[Tap, int, int, tuple[str, str] | None]] = deque()
+        self._pending: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
         self._reopen = False
         self._closing = False
@@ -221,6 +218,8 @@ class AccessLog:
         self._clock = _Clock()
         self._end_clock = _Clock()
         self._quote_cache: dict[str, str] = {"-": '"-"'}
+        self._clf_mode = self.format != "json"
+        self._generic = self.format == "genericCLF"
         #: routers with ``observability.accessLogs: false`` (set on each apply)
         self.muted: frozenset[str] = frozenset()
 
@@ -229,9 +228,8 @@ class AccessLog:
     def record(self, tap: Tap) -> None:
         """Recorder consumer: keep one finished exchange for the writer (formatted off the loop).
 
-        Only a tuple is made here; the writer thread reads the (finished, no longer changing)
-        exchange later. What must be read on the loop is read here: TLS facts (the SSL object
-        is in use by the connection) and the forwarded headers (materialising edits the request)."""
+        Only a tuple of plain values is made here (no reference to the exchange, so it is freed by
+        reference counting right away); the writer thread formats it later."""
         muted = self.muted
         if muted and tap.ex.router in muted:
             return
@@ -242,46 +240,38 @@ class AccessLog:
             self.dropped += 1
             return
         ex = tap.ex
-        conn = ex.conn
-        if self._want_headers:
-            ex.materialize_forwarded()  # Traefik logs the X-Forwarded-* it adds
-        pending.append((tap, next(self._count), time_ns(), conn.tls_info() if conn.tls else None))
+        if self._clf_mode:
+            # Only what the line shows (referer/user-agent only when fields.headers keeps them).
+            referer = ua = "-"
+            if self._want_headers:
+                for name, value in ex.headers:
+                    if name == b"referer" and referer == "-":
+                        referer = self._header_value("Referer", value)
+                    elif name == b"user-agent" and ua == "-":
+                        ua = self._header_value("User-Agent", value)
+            duration = tap.duration_ns
+            pending.append((ex.conn.client_ip, tap.username, next(self._count), time_ns() - duration, ex.method,
+                            tap.target, ex.version, tap.status, tap.size, referer, ua, ex.router, tap.upstream,
+                            duration))
+        else:
+            conn = ex.conn
+            if self._want_headers:
+                ex.materialize_forwarded()  # Traefik logs the X-Forwarded-* it adds
+            pending.append(self._capture(tap, next(self._count), time_ns(), conn.tls_info() if conn.tls else None))
         if len(pending) == self._flush_at:
             self._wake.set()  # a burst: write it now rather than at the next tick
 
-    def _capture(self, tap: Tap, count: int, end_ns: int, tls: tuple[str, str] | None) -> _Captured:
+    def _capture(self, tap: Tap, count: int, end_ns: int, tls: tuple[str, str] | None) -> tuple[Any, ...]:
+        """A plain tuple in :class:`_Captured`'s field order: an exact tuple of atoms is untracked by
+        the cyclic GC at its first pass (a NamedTuple instance never is)."""
         ex = tap.ex
         conn = ex.conn
-        c = _Captured()
-        c.count = count
-        c.duration = tap.duration_ns
-        c.start_ns = end_ns - tap.duration_ns
-        c.status = tap.status
-        c.size = tap.size
-        c.method = ex.method
-        c.target = tap.target
-        c.version = ex.version
-        c.host = ex.authority
-        c.client_ip = conn.client_ip
-        c.client_port = conn.client_port
-        c.scheme = conn.scheme
-        c.entrypoint = conn.entrypoint
-        c.tls = tls
-        c.router = ex.router
-        c.service = ex.service
-        c.upstream = tap.upstream
-        c.username = tap.username
-        c.retries = tap.retries
         length = ex.body_length
-        c.req_size = length if length > 0 else 0
-        c.length = tap.length
-        if self._want_headers:
-            c.req_headers = ex.headers
-            c.origin_headers = tap.headers
-        else:
-            c.req_headers = None
-            c.origin_headers = None
-        return c
+        keep = self._want_headers
+        return (conn.client_ip, conn.client_port, count, tap.duration_ns, conn.entrypoint, ex.authority,
+                tap.length, ex.method, tap.headers if keep else None, ex.headers if keep else None,
+                length if length > 0 else 0, tap.retries, ex.router, conn.scheme, ex.service, tap.size,
+                end_ns - tap.duration_ns, tap.status, tap.target, tls, tap.upstream, tap.username, ex.version)
 
     def _keep(self, tap: Tap) -> bool:
         status = tap.status
@@ -294,26 +284,22 @@ class AccessLog:
 
     # ------------------------------------------------------------------ formatting (writer thread)
 
-    def format_line(self, c: _Captured) -> str:
-        if self.format == "json":
-            return self._json(c)
-        return self._clf(c, generic=self.format == "genericCLF")
+    def format_line(self, entry: tuple[Any, ...]) -> str:
+        """One line from what :meth:`record` kept."""
+        if self._clf_mode:
+            return self._clf(entry)
+        return self._json(_Captured._make(entry))
 
-    def _clf(self, c: _Captured, *, generic: bool) -> str:
-        # Traefik reads them from the logged request headers: "-" unless fields.headers keeps them.
-        referer = ua = "-"
-        for name, value in c.req_headers or ():
-            if name == b"referer" and referer == "-":
-                referer = self._header_value("Referer", value)
-            elif name == b"user-agent" and ua == "-":
-                ua = self._header_value("User-Agent", value)
+    def _clf(self, entry: tuple[Any, ...]) -> str:
+        (client_ip, username, count, start_ns, method, target, version, status, size, referer, ua, router,
+         upstream, duration) = entry
         quoted = self._quoted
-        line = (f"{c.client_ip} - {c.username or '-'} [{self._clock.clf(c.start_ns)}] "
-                f"\"{c.method.decode('latin-1')} {c.target.decode('latin-1')} {_protocol(c.version)}\" "
-                f"{c.status} {c.size} {quoted(referer)} {quoted(ua)}")
-        if generic:
+        line = (f"{client_ip} - {username or '-'} [{self._clock.clf(start_ns)}] "
+                f"\"{method.decode('latin-1')} {target.decode('latin-1')} {_protocol(version)}\" "
+                f"{status} {size} {quoted(referer)} {quoted(ua)}")
+        if self._generic:
             return line
-        return f"{line} {c.count} {quoted(c.router or '-')} {quoted(c.upstream or '-')} {c.duration // 1_000_000}ms"
+        return f"{line} {count} {quoted(router or '-')} {quoted(upstream or '-')} {duration // 1_000_000}ms"
 
     def _quoted(self, value: str) -> str:
         """:func:`_quote` with a bounded cache (router names, server URLs, common User-Agents repeat)."""
@@ -347,7 +333,7 @@ class AccessLog:
             "Overhead": 0 if served else c.duration,
             "RequestAddr": c.host.decode("latin-1"),
             "RequestContentSize": c.req_size,
-            "RequestCount": c.count,
+            "RequestCount": c.request_count,
             "RequestHost": host,
             "RequestMethod": c.method.decode("latin-1"),
             "RequestPath": c.target.decode("latin-1"),
@@ -490,7 +476,7 @@ class AccessLog:
                 except IndexError:
                     break
                 try:
-                    lines.append(self.format_line(self._capture(*entry)))
+                    lines.append(self.format_line(entry))
                 except Exception:  # never let one odd request stop the log
                     log.exception("access log: cannot format a line")
             out = self._file
