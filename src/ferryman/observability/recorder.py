@@ -48,11 +48,6 @@ class Observer:
     def begin(self, ex: Exchange) -> None:
         ex.sink = ex.tap = Tap(ex, ex.sink, self)
 
-    def finish(self, tap: Tap) -> None:
-        router = tap.ex.router
-        for consumer in self.all if router is not None and router[-9:] == "@internal" else self.every:
-            consumer(tap)
-
 
 class Tap:
     """Innermost response sink of an observed exchange: counts, then passes everything on."""
@@ -67,7 +62,7 @@ class Tap:
         self.start_ns = perf_counter_ns()
         self.status = 0
         self.size = 0
-        self.duration_ns = 0
+        self.duration_ns = 0  # set when the exchange ends
         self.retries = 0
         self.headers: Headers | None = None
         #: the response body length announced with the head (``-1``: unknown)
@@ -125,7 +120,9 @@ class Tap:
         ex.tap = None
         if ex.sink is self:
             ex.sink = self._next
-        observer.finish(self)
+        router = ex.router
+        for consumer in observer.all if router is not None and router[-9:] == "@internal" else observer.every:
+            consumer(self)
 
     @property
     def start_unix_ns(self) -> int:
