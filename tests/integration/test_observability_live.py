@@ -325,3 +325,33 @@ def test_router_observability_switches(ferryman: StartFerryman, hello: Callable[
     fams = scrape(fm.ports["traefik"])
     assert value(fams, "traefik_entrypoint_requests", "traefik_entrypoint_requests_total",
                  code="200", method="GET", entrypoint="web") == 1
+
+
+def test_http3_goes_through_the_same_seam(ferryman: StartFerryman, hello: Callable[[str], int],
+                                          tmp_path: Path) -> None:
+    """HTTP/3 requests are counted and logged like the others (``RequestProtocol`` ``HTTP/3.0``)."""
+    from tests.integration.tls.pki import CA
+    from tests.support.h3client import H3Request, h3_requests
+    ca = CA()
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    cert, key = ca.issue("app.test", dns=("app.test",)).write(certs, "app")
+    backend = hello("v1")
+    log_path = tmp_path / "access.json"
+    static = _static(tmp_path, metrics={"prometheus": {}}, accessLog={"filePath": str(log_path), "format": "json"})
+    static["entryPoints"]["websecure"] = {"address": "127.0.0.1:0", "http3": {}}
+    fm = ferryman(static, {
+        "http": {"routers": {"app": {"rule": "Host(`app.test`)", "service": "app", "tls": {},
+                                     "entryPoints": ["websecure"]}},
+                 "services": {"app": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{backend}"}]}}}},
+        "tls": {"certificates": [{"certFile": str(cert), "keyFile": str(key)}]},
+    })
+    (resp,) = h3_requests(fm.ports["websecure"], [H3Request("/", authority="app.test")],
+                          server_name="app.test", ca_pem=ca.pem)
+    assert resp.status == 200
+    line = json.loads(_wait_lines(log_path, 1)[0])
+    assert line["RequestProtocol"] == "HTTP/3.0" and line["DownstreamStatus"] == 200
+    assert line["RouterName"] == "app@file" and line["TLSVersion"] == "1.3"
+    fams = scrape(fm.ports["traefik"])
+    assert value(fams, "traefik_entrypoint_requests", "traefik_entrypoint_requests_total",
+                 code="200", method="GET", entrypoint="websecure") == 1

@@ -195,7 +195,7 @@ class ConnInfo:
         ``("", "")`` on a plain connection."""
         obj = self.ssl_object
         if obj is None:
-            return "", ""
+            return ("1.3", "") if self.tls else ("", "")  # QUIC: always TLS 1.3
         from ferryman.tls.store import go_cipher_name
 
         version = str(obj.version() or "")

@@ -38,6 +38,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from ferryman.http.exchange import X_TE_TRAILERS, ConnInfo, Exchange, Headers, TunnelPeer
+from ferryman.observability.recorder import lost as observed_lost
 from ferryman.server.h1 import _MISDIRECTED_BODY, _NOT_FOUND_BODY, _NOT_FOUND_HEADERS
 from ferryman.server.h2 import Reject, build_exchange, clean_response_headers, status_bytes
 from ferryman.tls.clienthello import ClientHello, peek_client_hello
@@ -252,6 +253,7 @@ class H3Stream:
             producer = ex.producer
             if producer is not None:
                 producer.downstream_lost()
+            observed_lost(ex)
         self.proto.stream_done(self)
 
 
@@ -363,6 +365,9 @@ class H3Protocol(QuicConnectionProtocol):
         stream.ex = ex
         if event.stream_ended:
             ex._body_done = True
+        observer = ep.observer
+        if observer is not None:
+            observer.begin(ex)
         try:
             routes = ep.tls_routes
             entry = None
