@@ -55,6 +55,7 @@ from ferryman.http.exchange import (
     Downstream,
     Exchange,
     Headers,
+    ResponseSink,
     TunnelPeer,
 )
 from ferryman.http.forwarded import XF_FOR
@@ -342,6 +343,39 @@ def build_exchange(ep: EntryPoint, stream: Downstream, raw: Sequence[tuple[bytes
     return ex
 
 
+def dispatch(ep: EntryPoint, stream: ResponseSink, ex: Exchange, sni: str | None) -> None:
+    """Route a stream's exchange (HTTP/2 and HTTP/3): TLS routes on TLS connections, 421 when the
+    Host selects other TLS options than the SNI, 404 when nothing matches, 500/abort if a handler
+    raises."""
+    info = ex.conn
+    observer = ep.observer
+    if observer is not None:
+        observer.begin(ex)
+    try:
+        routes = ep.tls_routes if info.tls else ep.routes
+        if routes is None:
+            entry = None
+        else:
+            view = ex.match_request()
+            serving = ep.tls
+            if info.tls and serving is not None and serving.misdirected(sni, view.host):
+                ex.respond(421, _NOT_FOUND_HEADERS, _MISDIRECTED_BODY)
+                return
+            entry = routes.match(view)
+        if entry is None:
+            ex.respond(404, _NOT_FOUND_HEADERS, _NOT_FOUND_BODY)
+        else:
+            ex.router = entry.name
+            entry.target.handle(ex)
+    except Exception:
+        log.exception("handler failed for %r %r", ex.method, ex.target)
+        if not ex.done:
+            if ex.status == 0:
+                ex.respond(500, (), b"Internal Server Error", content_type=None)
+            else:
+                stream.abort()
+
+
 class H2Connection(asyncio.Protocol):
     """One HTTP/2 client connection (TLS with ALPN ``h2``, or h2c)."""
 
@@ -578,34 +612,7 @@ class H2Connection(asyncio.Protocol):
         self.flush()
 
     def _dispatch(self, stream: H2Stream, ex: Exchange) -> None:
-        ep = self._ep
-        info = ex.conn
-        observer = ep.observer
-        if observer is not None:
-            observer.begin(ex)
-        try:
-            routes = ep.tls_routes if info.tls else ep.routes
-            if routes is None:
-                entry = None
-            else:
-                view = ex.match_request()
-                serving = ep.tls
-                if info.tls and serving is not None and serving.misdirected(self._sni, view.host):
-                    ex.respond(421, _NOT_FOUND_HEADERS, _MISDIRECTED_BODY)
-                    return
-                entry = routes.match(view)
-            if entry is None:
-                ex.respond(404, _NOT_FOUND_HEADERS, _NOT_FOUND_BODY)
-            else:
-                ex.router = entry.name
-                entry.target.handle(ex)
-        except Exception:
-            log.exception("handler failed for %r %r", ex.method, ex.target)
-            if not ex.done:
-                if ex.status == 0:
-                    ex.respond(500, (), b"Internal Server Error", content_type=None)
-                else:
-                    stream.abort()
+        dispatch(self._ep, stream, ex, self._sni)
 
     def _build(self, stream: H2Stream, raw: list[tuple[bytes, bytes]], info: ConnInfo, ended: bool) -> Exchange:
         return build_exchange(self._ep, stream, raw, info, ended, b"2")

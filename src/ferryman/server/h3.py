@@ -39,8 +39,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from ferryman.http.exchange import X_TE_TRAILERS, ConnInfo, Exchange, Headers, TunnelPeer
 from ferryman.observability.recorder import lost as observed_lost
-from ferryman.server.h1 import _MISDIRECTED_BODY, _NOT_FOUND_BODY, _NOT_FOUND_HEADERS
-from ferryman.server.h2 import Reject, build_exchange, clean_response_headers, status_bytes
+from ferryman.server.h2 import Reject, build_exchange, clean_response_headers, dispatch, status_bytes
 from ferryman.tls.clienthello import ClientHello, peek_client_hello
 from ferryman.tls.store import default_certificate
 
@@ -365,31 +364,7 @@ class H3Protocol(QuicConnectionProtocol):
         stream.ex = ex
         if event.stream_ended:
             ex._body_done = True
-        observer = ep.observer
-        if observer is not None:
-            observer.begin(ex)
-        try:
-            routes = ep.tls_routes
-            entry = None
-            if routes is not None:
-                view = ex.match_request()
-                serving = ep.tls
-                if serving is not None and serving.misdirected(getattr(self._quic, "ferryman_sni", None), view.host):
-                    ex.respond(421, _NOT_FOUND_HEADERS, _MISDIRECTED_BODY)
-                    return
-                entry = routes.match(view)
-            if entry is None:
-                ex.respond(404, _NOT_FOUND_HEADERS, _NOT_FOUND_BODY)
-            else:
-                ex.router = entry.name
-                entry.target.handle(ex)
-        except Exception:
-            log.exception("handler failed for %r %r", ex.method, ex.target)
-            if not ex.done:
-                if ex.status == 0:
-                    ex.respond(500, (), b"Internal Server Error", content_type=None)
-                else:
-                    stream.abort()
+        dispatch(ep, stream, ex, getattr(self._quic, "ferryman_sni", None))
 
     def stream_done(self, stream: H3Stream) -> None:
         self.paused.discard(stream)

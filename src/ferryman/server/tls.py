@@ -21,6 +21,7 @@ import logging
 import ssl
 from typing import TYPE_CHECKING, Any
 
+from ferryman.holding import Holding
 from ferryman.server.h1 import H1Connection
 from ferryman.server.h2 import H2Connection
 from ferryman.tasks import spawn
@@ -34,25 +35,6 @@ __all__ = ["start_tls"]
 
 #: handshake deadline when readTimeout is 0 (no timeout)
 DEFAULT_HANDSHAKE_TIMEOUT = 60.0
-
-
-class _Pending(asyncio.Protocol):
-    """The application protocol during the handshake: keeps what arrives until the real one exists."""
-
-    def __init__(self) -> None:
-        self.data: list[bytes] = []
-        self.eof = False
-        self.lost: tuple[Exception | None] | None = None
-
-    def data_received(self, data: bytes) -> None:
-        self.data.append(data)
-
-    def eof_received(self) -> bool | None:
-        self.eof = True
-        return True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = (exc,)
 
 
 def _feed(transport: asyncio.BaseTransport, data: bytes) -> None:
@@ -79,7 +61,7 @@ def start_tls(ep: EntryPoint, transport: asyncio.BaseTransport, hello: bytes, ct
 async def _handshake(ep: EntryPoint, transport: asyncio.BaseTransport, hello: bytes, ctx: ssl.SSLContext,
                      client: tuple[str, int], sni: str | None) -> None:
     loop = ep.loop
-    pending = _Pending()
+    pending = Holding()
     timeout = ep.settings.read_timeout or DEFAULT_HANDSHAKE_TIMEOUT
 
     def feed_later() -> None:
@@ -117,11 +99,4 @@ async def _handshake(ep: EntryPoint, transport: asyncio.BaseTransport, hello: by
         conn = H2Connection(ep, handoff=client, sni=sni)
     else:
         conn = H1Connection(ep, handoff=client, sni=sni)
-    tls_transport.set_protocol(conn)
-    conn.connection_made(tls_transport)
-    for chunk in pending.data:
-        conn.data_received(chunk)
-    if pending.lost is not None:
-        conn.connection_lost(pending.lost[0])
-    elif pending.eof and not conn.eof_received():
-        tls_transport.close()
+    pending.hand_over(tls_transport, conn)

@@ -72,7 +72,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     __slots__ = (
         "_clen", "_conn_vals", "_flags", "_got_bytes", "_head", "_headers", "_info",
-        "_keep", "_parser", "_req_chunked", "_req_done", "_reset_parser", "_started",
+        "_keep", "_parser", "_req_chunked", "_req_done", "_reset_parser", "_rpaused", "_started",
         "_tunnel", "_until_close", "_upgrade_val", "closed", "deadline", "ex", "idle_since",
         "pool", "reused", "sink", "transport",
     )
@@ -102,6 +102,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._until_close = False
         self._reset_parser = False
         self._tunnel = False
+        self._rpaused = False
 
     # ------------------------------------------------------------------ asyncio side
 
@@ -178,6 +179,9 @@ class UpstreamConnection(asyncio.Protocol):
         ex._producer = self
         if ex.downstream.write_paused:
             self.pause_producing()
+        elif self._rpaused:
+            # the previous exchange's client paused us while its response's last bytes arrived
+            self.resume_producing()
         pool = self.pool
         if pool.rht > 0:
             self.deadline = pool.registry.now + pool.rht
@@ -212,10 +216,12 @@ class UpstreamConnection(asyncio.Protocol):
 
     def pause_producing(self) -> None:
         if not self.closed:
+            self._rpaused = True
             self.transport.pause_reading()
 
     def resume_producing(self) -> None:
-        if not self.closed:
+        if not self.closed and self._rpaused:
+            self._rpaused = False
             self.transport.resume_reading()
 
     def downstream_lost(self) -> None:

@@ -432,7 +432,10 @@ class H2Upstream(asyncio.Protocol):
         ex, sink = stream.ex, stream.sink
         stream.ex = stream.sink = None
         if stream._unacked:
-            stream._unacked = 0
+            # data held back from a slow client: give the connection window back
+            n, stream._unacked = stream._unacked, 0
+            with contextlib.suppress(H2Error):
+                self._h2.acknowledge_received_data(n, stream.sid)
         if ex is not None and sink is not None:
             if ex._producer is stream:
                 ex._producer = None

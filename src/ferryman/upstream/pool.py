@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Final, Protocol, runtime_checkable
 
+from ferryman.holding import Holding
 from ferryman.http.exchange import Exchange
 from ferryman.tasks import spawn
 from ferryman.upstream.connection import UpstreamConnection
@@ -66,35 +67,6 @@ class Deadline(Protocol):
     deadline: float
 
     def timed_out(self) -> None: ...
-
-
-class _Dialing(asyncio.Protocol):
-    """Holds what a TLS backend sends between the handshake and the real protocol's arrival."""
-
-    def __init__(self) -> None:
-        self.data: list[bytes] = []
-        self.eof = False
-        self.lost: tuple[Exception | None] | None = None
-
-    def data_received(self, data: bytes) -> None:
-        self.data.append(data)
-
-    def eof_received(self) -> bool | None:
-        self.eof = True
-        return True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = (exc,)
-
-    def hand_over(self, transport: asyncio.BaseTransport, proto: asyncio.Protocol) -> None:
-        transport.set_protocol(proto)
-        proto.connection_made(transport)
-        for chunk in self.data:
-            proto.data_received(chunk)
-        if self.lost is not None:
-            proto.connection_lost(self.lost[0])
-        elif self.eof:
-            proto.eof_received()
 
 
 def _taken_over(ex: Exchange, status: int) -> bool:
@@ -225,7 +197,7 @@ class Pool:
                     h1_only = ex.upgrade is not None or settings.disable_http2
                     ctx = client_context(settings, ALPN_H1 if h1_only else ALPN_H2)
                     transport, dialing = await loop.create_connection(
-                        _Dialing, self.host, self.port, ssl=ctx,
+                        Holding, self.host, self.port, ssl=ctx,
                         server_hostname=settings.server_name or self.host)
                 elif want_h2:
                     transport, proto = await loop.create_connection(
