@@ -268,15 +268,19 @@ def _preferred(default: str, alternatives: Sequence[str], issuer_cn: str) -> str
     return default
 
 
-def ari_renewal(settings: AcmeSettings, chain_pem: bytes, key: str) -> datetime.datetime | None:
-    """The renewal moment from the CA's ACME Renewal Information, or None when the directory has
-    no ``renewalInfo`` (pebble 2.4) or it cannot be read."""
+def ari_renewal(settings: AcmeSettings, chain_pem: bytes, key: str) -> tuple[datetime.datetime | None, bool]:
+    """(the renewal moment from the CA's ACME Renewal Information, whether the CA offers ARI).
+    The moment is None when the directory has no ``renewalInfo`` (pebble 2.4), the CA cannot be
+    reached, or it has no window for this certificate."""
+    session = requests.Session()
     try:
-        session = requests.Session()
         resp = session.get(settings.ca_server, verify=settings.verify, timeout=settings.timeout)
         base = resp.json().get("renewalInfo")
-        if not isinstance(base, str) or not base:
-            return None
+    except (requests.RequestException, ValueError, AttributeError):
+        return None, False
+    if not isinstance(base, str) or not base:
+        return None, False
+    try:
         cert = x509.load_pem_x509_certificates(chain_pem)[0]
         info = session.get(f"{base.rstrip('/')}/{ari_cert_id(cert)}", verify=settings.verify,
                            timeout=settings.timeout)
@@ -285,8 +289,8 @@ def ari_renewal(settings: AcmeSettings, chain_pem: bytes, key: str) -> datetime.
         start = _rfc3339(window["start"])
         end = _rfc3339(window["end"])
     except (requests.RequestException, ValueError, KeyError, TypeError, x509.ExtensionNotFound):
-        return None
-    return ari_choice(start, end, key)
+        return None, True
+    return ari_choice(start, end, key), True
 
 
 def _rfc3339(value: str) -> datetime.datetime:

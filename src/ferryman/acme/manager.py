@@ -56,6 +56,8 @@ CHALLENGE_PREFIX = b"/.well-known/acme-challenge/"
 #: longest sleep between two looks at the clock (suspend, clock changes)
 MAX_SLEEP = 3600.0
 MIN_RENEWAL_DELAY = 1.0
+#: how long to stop asking for ARI after a directory without renewalInfo or an unreachable CA
+ARI_RECHECK = 6 * 3600.0
 
 
 def _fields(**kw: object) -> dict[str, object]:
@@ -170,7 +172,10 @@ class Backend(Protocol):
         """A certificate for ``domains``: (certificate, reused from the storage)."""
 
     def renewal(self, cert: StoredCert, leaf: x509.Certificate) -> datetime.datetime:
-        """When to renew ``cert``."""
+        """When to renew ``cert`` (local computation, no I/O)."""
+
+    def ari(self, cert: StoredCert) -> datetime.datetime | None:
+        """The CA's renewal moment (ARI), None without one (blocking: network)."""
 
 
 class AcmeBackend:
@@ -188,6 +193,7 @@ class AcmeBackend:
             kinds.append(TLSALPN01)
         self.kinds = tuple(kinds)
         self._settings: AcmeSettings | None = None
+        self._no_ari_until = 0.0
 
     def settings(self) -> AcmeSettings:
         if self._settings is None:
@@ -239,10 +245,15 @@ class AcmeBackend:
 
     def renewal(self, cert: StoredCert, leaf: x509.Certificate) -> datetime.datetime:
         key = f"{self.name}:{','.join(cert.domains)}"
-        ari = ari_renewal(self.settings(), cert.certificate, key)
-        if ari is not None:
-            return ari
         return renew_at(leaf.not_valid_before_utc, leaf.not_valid_after_utc, self.config.certificates_duration, key)
+
+    def ari(self, cert: StoredCert) -> datetime.datetime | None:
+        if time.monotonic() < self._no_ari_until:
+            return None
+        when, has_ari = ari_renewal(self.settings(), cert.certificate, f"{self.name}:{','.join(cert.domains)}")
+        if not has_ari:  # no renewalInfo in the directory, or the CA cannot be reached: ask again later
+            self._no_ari_until = time.monotonic() + ARI_RECHECK
+        return when
 
 
 class LocalBackend:
@@ -267,6 +278,9 @@ class LocalBackend:
         lifetime = datetime.timedelta(seconds=self.config.certificates_duration)
         return renew_at(leaf.not_valid_after_utc - lifetime, leaf.not_valid_after_utc, float("inf"),
                         f"{self.name}:{','.join(cert.domains)}")
+
+    def ari(self, cert: StoredCert) -> datetime.datetime | None:
+        return None
 
 
 def _leaf(cert: StoredCert) -> x509.Certificate | None:
@@ -298,6 +312,7 @@ class Resolver:
         self.provider = f"{name}.{backend.kind}"
         self.emit = emit
         self.items: dict[tuple[str, ...], _Item] = {}
+        self._ari_pending: list[_Item] = []
         self.wanted: dict[tuple[str, ...], list[str]] = {}
         self.broken = ""
         self.opened = False
@@ -329,13 +344,16 @@ class Resolver:
             return
         self.opened = True
         for cert in stored:
-            await self._adopt(cert)
+            self._adopt(cert)
         if stored:
-            self._publish()
+            self._publish()  # served before anything talks to the CA
             log.info("certificate resolver %s: %d certificate(s) loaded from storage", self.name, len(stored),
                      extra=_fields(resolver=self.name))
         while True:
             self._wake.clear()
+            if self._ari_pending:
+                await self._ask_ari(self._ari_pending.pop(0))
+                continue
             item = self._next_due()
             now = time.time()
             if item is not None and item.due <= now:
@@ -376,8 +394,9 @@ class Resolver:
         item = self.items[names] = _Item(domains=names, due=0.0)
         return item
 
-    async def _adopt(self, cert: StoredCert, item: _Item | None = None) -> None:
-        """``cert`` serves ``item`` (or the item of its own domain list) from now on."""
+    def _adopt(self, cert: StoredCert, item: _Item | None = None) -> None:
+        """``cert`` serves ``item`` (or the item of its own domain list) from now on; its renewal
+        time is computed locally now and refined by ARI (when the CA has it) soon after."""
         leaf = _leaf(cert)
         if leaf is None:
             return
@@ -386,15 +405,23 @@ class Resolver:
         self.items[cert.domains] = item
         item.cert = cert
         item.not_after = leaf.not_valid_after_utc
-        loop = asyncio.get_running_loop()
-        try:
-            when = await loop.run_in_executor(None, self.backend.renewal, cert, leaf)
-        except Exception as exc:  # an ARI lookup must not break serving
-            log.warning("certificate resolver %s: renewal time for %s: %r", self.name, cert.main, exc)
-            when = leaf.not_valid_after_utc - (leaf.not_valid_after_utc - leaf.not_valid_before_utc) / 3
         # never sooner than a second from now: a CA answering with certificates already inside
         # their renewal window must not turn the loop into a busy one (the backoff covers errors)
-        item.due = max(when.timestamp(), time.time() + MIN_RENEWAL_DELAY)
+        item.due = max(self.backend.renewal(cert, leaf).timestamp(), time.time() + MIN_RENEWAL_DELAY)
+        if item not in self._ari_pending:
+            self._ari_pending.append(item)
+
+    async def _ask_ari(self, item: _Item) -> None:
+        cert = item.cert
+        if cert is None:
+            return
+        try:
+            when = await asyncio.get_running_loop().run_in_executor(None, self.backend.ari, cert)
+        except Exception as exc:  # an ARI lookup never breaks serving or renewing
+            log.warning("certificate resolver %s: renewal information for %s: %r", self.name, cert.main, exc)
+            return
+        if when is not None and item.cert is cert:
+            item.due = max(when.timestamp(), time.time() + MIN_RENEWAL_DELAY)
 
     async def _obtain(self, item: _Item) -> None:
         loop = asyncio.get_running_loop()
@@ -415,7 +442,7 @@ class Resolver:
             return
         item.failures = 0
         item.error = ""
-        await self._adopt(cert, item)
+        self._adopt(cert, item)
         self._publish()
         not_after = item.not_after
         if reused:

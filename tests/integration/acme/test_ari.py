@@ -79,16 +79,16 @@ def test_the_suggested_window_decides(ca: tuple[int, type[_CA]]) -> None:
     port, handler = ca
     pem, cert = _chain()
     handler.windows[ari_cert_id(cert)] = {"start": "2030-02-01T00:00:00Z", "end": "2030-02-03T00:00:00Z"}
-    when = ari_renewal(_settings(port), pem, "le:ari.example")
-    assert when is not None
+    when, offered = ari_renewal(_settings(port), pem, "le:ari.example")
+    assert offered and when is not None
     assert datetime.datetime(2030, 2, 1, tzinfo=datetime.UTC) <= when < datetime.datetime(2030, 2, 3,
                                                                                             tzinfo=datetime.UTC)
-    assert ari_renewal(_settings(port), pem, "le:ari.example") == when  # stable per domain
+    assert ari_renewal(_settings(port), pem, "le:ari.example") == (when, True)  # stable per domain
 
 
 def test_no_renewal_info_or_no_window_falls_back(ca: tuple[int, type[_CA]]) -> None:
     port, handler = ca
     pem, _cert = _chain()
-    assert ari_renewal(_settings(port), pem, "k") is None  # 404 for this certificate
+    assert ari_renewal(_settings(port), pem, "k") == (None, True)  # 404 for this certificate
     handler.with_ari = False
-    assert ari_renewal(_settings(port), pem, "k") is None  # directory without renewalInfo (pebble 2.4)
+    assert ari_renewal(_settings(port), pem, "k") == (None, False)  # directory without renewalInfo (pebble 2.4)
