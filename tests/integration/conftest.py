@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.support.ferryman import Ferryman
-from tests.support.pebble import pebble  # noqa: F401  (session fixture: a real ACME CA)
+from tests.support.pebble import pebble, pebble_session  # noqa: F401  (a real ACME CA: pebble)
 from tests.support.procs import ProcessGroup, start_hello
 
 StartFerryman = Callable[..., Ferryman]

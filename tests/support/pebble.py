@@ -2,7 +2,7 @@
 
 pebble's validation authority dials fixed ports (``httpPort`` for HTTP-01, ``tlsPort`` for
 TLS-ALPN-01) that must be in its configuration before it starts, so a test first chooses the ports
-its ferryman entry points will bind, then asks the session-scoped :func:`pebble` factory for a CA
+its ferryman entry points will bind, then asks the :func:`pebble` factory for a CA
 validating on them::
 
     def test_issue(pebble: PebbleFactory, ...):
@@ -15,8 +15,9 @@ validating on them::
 
 Each :meth:`PebbleFactory.start` runs its own pebble and pebble-challtestsrv (DNS only: every A
 query answers 127.0.0.1, no AAAA) on free loopback ports, with ``PEBBLE_VA_NOSLEEP=1`` and
-``PEBBLE_WFE_NONCEREJECT=0`` (deterministic runs), and stops them when the test session ends (or
-earlier with :meth:`Pebble.stop`). ``netns=`` runs both inside a network namespace (see
+``PEBBLE_WFE_NONCEREJECT=0`` (deterministic runs). The ``pebble`` fixture stops what a test
+started when the test ends (or earlier: :meth:`Pebble.stop`); the listener PKI is made once per
+session (``pebble_session``). ``netns=`` runs both inside a network namespace (see
 :mod:`tests.support.netns`) so that pebble validates on ports 80/443 of that namespace. pebble
 regenerates its root on every start: :attr:`Pebble.root_pem` is fetched from ``/roots/0`` each time.
 The listener certificate (pebble's HTTPS directory) is generated once per session;
@@ -48,7 +49,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.support.procs import ProcessGroup, free_port, poll_until
 
-__all__ = ["Pebble", "PebbleFactory", "pebble", "pebble_available", "write_listener_pki"]
+__all__ = ["Pebble", "PebbleFactory", "pebble", "pebble_available", "pebble_session", "write_listener_pki"]
 
 PEBBLE = shutil.which("pebble") or "/usr/bin/pebble"
 CHALLTESTSRV = shutil.which("pebble-challtestsrv") or "/usr/bin/pebble-challtestsrv"
@@ -231,15 +232,16 @@ class PebbleFactory:
                       root_pem=root, root_file=root_file, http_port=http_port, tls_port=tls_port,
                       workdir=workdir, netns=netns, group=group)
 
-    def close(self) -> None:
-        for group in self._groups:
+    def close(self, since: int = 0) -> None:
+        """Stop the pebbles started since the ``since``-th start (all by default)."""
+        for group in self._groups[since:]:
             group.stop_all()
-        self._groups.clear()
+        del self._groups[since:]
 
 
 @pytest.fixture(scope="session")
-def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PebbleFactory]:
-    """Session-scoped pebble factory (skips the test when pebble is not installed)."""
+def pebble_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PebbleFactory]:
+    """The session's factory: the listener PKI is made once (skips when pebble is not installed)."""
     if not pebble_available():
         pytest.skip("pebble / pebble-challtestsrv not installed (Debian package 'pebble')")
     factory = PebbleFactory(tmp_path_factory.mktemp("pebble"))
@@ -248,3 +250,14 @@ def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PebbleFactory]:
     finally:
         with contextlib.suppress(Exception):
             factory.close()
+
+
+@pytest.fixture
+def pebble(pebble_session: PebbleFactory) -> Iterator[PebbleFactory]:
+    """The pebble factory for one test: what the test started is stopped when it ends."""
+    mark = len(pebble_session._groups)
+    try:
+        yield pebble_session
+    finally:
+        with contextlib.suppress(Exception):
+            pebble_session.close(since=mark)
