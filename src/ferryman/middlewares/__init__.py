@@ -169,7 +169,7 @@ def _build_circuit_breaker(name: str, section: Any, next_handler: Handler, ctx: 
 
 
 def _build_rate_limit(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:
-    return build_rate_limit(name, section, next_handler, states=ctx.states)
+    return build_rate_limit(name, section, next_handler, states=ctx.states, router=ctx.router)
 
 
 def _build_errors(name: str, section: Any, next_handler: Handler, ctx: MiddlewareContext) -> Handler:

@@ -15,8 +15,10 @@ and is forwarded; otherwise the reservation is cancelled (the token is given bac
 gets ``429`` with ``Retry-After: ceil(delay in seconds)``, ``X-Retry-In: <Go duration>`` and the body
 ``Too Many Requests`` (no sniffed ``Content-Type``).
 
-Buckets live in the built middleware, so, as in Traefik's in-memory limiter, each router using the
-middleware has its own (a reload that rebuilds the router starts afresh). At most
+As in Traefik's in-memory limiter, each router using the middleware has its own buckets. They are
+long-lived state (:mod:`ferryman.state`, ADR 0007) keyed by router, middleware and configuration, so
+a reload that leaves the middleware unchanged keeps them (Traefik starts afresh, which lets a
+client get a new burst on every reload); without a registry they live in the handler. At most
 :data:`MAX_SOURCES` sources are tracked; a source unseen for its TTL is forgotten (its bucket would be
 full again anyway), and when the table is full the least recently seen source is dropped first (with
 one TTL for all, that is the one expiring soonest, as ``ttlmap`` evicts).
@@ -166,7 +168,7 @@ class RateLimitHandler:
 
 
 def build_rate_limit(name: str, config: RateLimit, next_handler: Handler, clock: Clock | None = None,
-                     states: StateRegistry | None = None) -> Handler:
+                     states: StateRegistry | None = None, router: str = "") -> Handler:
     path = f"http.middlewares.{name}.rateLimit"
     extract = compile_source(config.source_criterion, f"{path}.sourceCriterion", default="ip")
     if config.period < 0:
@@ -189,4 +191,7 @@ def build_rate_limit(name: str, config: RateLimit, next_handler: Handler, clock:
             return next_handler  # Traefik's redis limiter allows everything without asking redis
         buckets = redis_buckets(config.redis, f"{path}.redis", states)
         return RedisRateLimitHandler(name, next_handler, rate, burst, max_delay_ns, ttl, extract, buckets)
-    return RateLimitHandler(name, next_handler, rate, burst, max_delay_ns, float(ttl), extract, clock)
+    handler = RateLimitHandler(name, next_handler, rate, burst, max_delay_ns, float(ttl), extract, clock)
+    if states is not None and rate != math.inf:
+        handler._buckets = states.get(("rateLimit", router, name, config), OrderedDict)
+    return handler

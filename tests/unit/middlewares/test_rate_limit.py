@@ -328,3 +328,34 @@ def test_registered_and_built_through_the_registry() -> None:
 ])
 def test_go_duration(ns: int, text: str) -> None:
     assert go_duration(ns) == text
+
+
+def test_buckets_survive_a_reload_that_keeps_the_middleware() -> None:
+    from ferryman.middlewares import MiddlewareContext
+    from ferryman.state import StateRegistry
+
+    states = StateRegistry()
+    model = mw("rateLimit", {"average": 1, "period": "1m", "burst": 2})
+    loop = FakeLoop()
+
+    def build(router: str, config: Middleware = model) -> RateLimitHandler:
+        handler = build_middleware("rl@file", config, Upstream(), MiddlewareContext(router=router, states=states))
+        assert isinstance(handler, RateLimitHandler)
+        handler.clock = loop
+        return handler
+
+    def statuses(handler: RateLimitHandler, n: int) -> list[int]:
+        out = []
+        for _ in range(n):
+            ex, down = _request()
+            handler.handle(ex)
+            out.append(_status(down))
+        return out
+
+    assert statuses(build("a@file"), 3) == [200, 200, 429]
+    states.sweep()
+    assert statuses(build("a@file"), 1) == [429]  # same router and middleware: the burst is spent
+    assert statuses(build("b@file"), 2) == [200, 200]  # another router: its own buckets
+    states.sweep()
+    changed = mw("rateLimit", {"average": 1, "period": "1m", "burst": 3})
+    assert statuses(build("a@file", changed), 3) == [200, 200, 200]  # changed: afresh
