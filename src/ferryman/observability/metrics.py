@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ferryman.http.exchange import Exchange, Headers
     from ferryman.observability.recorder import Tap
 
-__all__ = ["DEFAULT_BUCKETS", "Metrics", "PrometheusService", "TraefikCollector", "protocol_of"]
+__all__ = ["DEFAULT_BUCKETS", "Metrics", "PrometheusService", "TraefikCollector"]
 
 DEFAULT_BUCKETS = (0.1, 0.3, 1.2, 5.0)
 
@@ -52,19 +52,6 @@ Slot = list[Any]
 Table = dict[tuple[bytes, int, str], Slot]
 
 _GRPC = b"application/grpc"
-
-
-def protocol_of(ex: Exchange) -> str:
-    """Traefik's ``protocol`` label: ``websocket``, ``grpc``, ``grpc-web``, ``sse`` or ``http``."""
-    if ex.websocket:
-        return "websocket"
-    for name, value in ex.headers:
-        if name == b"content-type":
-            if value[:16] == _GRPC:
-                return "grpc-web" if value[16:20] == b"-web" else "grpc"
-        elif name == b"accept" and b"text/event-stream" in value:
-            return "sse"
-    return "http"
 
 
 def _grpc_status(headers: Headers | None, trailers: Headers | None) -> int:
@@ -134,7 +121,7 @@ class Metrics:
         if muted and ex.router in muted:
             return
         status = tap.status
-        # protocol_of(), inlined (per request)
+        # Traefik's protocol label: websocket, grpc, grpc-web, sse or http
         if ex.flags & X_WEBSOCKET:
             proto = "websocket"
         else:
@@ -188,8 +175,8 @@ class Metrics:
                         total[i] += v
         return levels
 
-    def _labelled(self, ex: Exchange, key: tuple[bytes, int, str]) -> None:
-        values = tuple((ex.header(h) or b"").decode("latin-1") for _, h in self.header_labels)
+    def _levels(self, ex: Exchange) -> list[tuple[str, str]]:
+        """``(kind, name)`` of the entry point / router / service levels this request counts in."""
         names = []
         if self.entry_points_on:
             names.append(("entrypoint", ex.conn.entrypoint))
@@ -197,20 +184,17 @@ class Metrics:
             names.append(("router", ex.router))
         if self.services_on and ex.service is not None:
             names.append(("service", ex.service))
-        for kind, name in names:
+        return names
+
+    def _labelled(self, ex: Exchange, key: tuple[bytes, int, str]) -> None:
+        values = tuple((ex.header(h) or b"").decode("latin-1") for _, h in self.header_labels)
+        for kind, name in self._levels(ex):
             k = (kind, name, *key, *values)
             self.labelled[k] = self.labelled.get(k, 0) + 1
 
     def _tls(self, ex: Exchange) -> None:
         version, cipher = ex.conn.tls_info()
-        names = []
-        if self.entry_points_on:
-            names.append(("entrypoint", ex.conn.entrypoint))
-        if self.routers_on and ex.router is not None:
-            names.append(("router", ex.router))
-        if self.services_on and ex.service is not None:
-            names.append(("service", ex.service))
-        for kind, name in names:
+        for kind, name in self._levels(ex):
             k = (kind, name, version, cipher)
             self.tls[k] = self.tls.get(k, 0) + 1
 
