@@ -53,3 +53,47 @@ def test_empty_registry_scrapes_global_families_only() -> None:
     (up,) = fams["traefik_service_server_up"].samples
     assert up.labels == {"service": "app@file", "url": "http://10.0.0.1:80"} and up.value == 0
     assert "process_cpu_seconds" in fams
+
+
+class _Client:
+    """The client side of an exchange, for driving a Tap without sockets."""
+
+    write_paused = False
+
+    def send_info(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
+    def send_head(self, status: int, headers: list[tuple[bytes, bytes]], length: int) -> None: ...
+    def send_data(self, data: bytes) -> None: ...
+    def send_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None: ...
+    def abort(self) -> None: ...
+    def pause_body(self) -> None: ...
+    def resume_body(self) -> None: ...
+    def start_tunnel(self, peer: object) -> None: ...
+    def flush(self) -> None: ...
+
+
+@pytest.mark.parametrize(("headers", "websocket", "trailers", "want"), [
+    ([(b"accept", b"*/*")], False, None, ("http", 200)),
+    ([(b"content-type", b"application/grpc+proto")], False, [(b"grpc-status", b"5")], ("grpc", 5)),
+    ([(b"content-type", b"application/grpc-web-text")], False, None, ("grpc-web", 0)),
+    ([(b"accept", b"text/event-stream")], False, None, ("sse", 200)),
+    ([], True, None, ("websocket", 200)),
+])
+def test_protocol_label_and_grpc_code(headers: list[tuple[bytes, bytes]], websocket: bool,
+                                      trailers: list[tuple[bytes, bytes]] | None, want: tuple[str, int]) -> None:
+    from ferryman.http.exchange import ConnInfo, Exchange
+    from ferryman.http.forwarded import ForwardingPolicy
+    from ferryman.observability.recorder import Observer
+
+    m = Metrics()
+    conn = ConnInfo("web", "127.0.0.1", 4000, False, ForwardingPolicy())
+    ex = Exchange(conn, _Client(), b"POST", b"/x", b"/x", None, b"2", headers, b"h", 3)
+    ex.websocket = websocket
+    ex.router, ex.service = "r@file", "s@file"
+    Observer((), (m.record,)).begin(ex)
+    ex.send_head(200, [], -1)
+    ex.send_data(b"abcd")
+    ex.send_end(trailers)
+    ((key, slot),) = m.slots.items()
+    assert key == ("web", "r@file", "s@file", b"POST", want[1], want[0])
+    assert slot[:3] == [1, 3, 4]
+    assert ex.tap is None  # the exchange <-> tap cycle is broken at the end
