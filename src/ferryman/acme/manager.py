@@ -449,9 +449,9 @@ class Resolver:
             log.info("certificate resolver %s: reused the stored certificate for %s (another instance obtained it)",
                      self.name, ", ".join(item.domains), extra=_fields(resolver=self.name, domains=list(item.domains)))
         elif renewing:
-            events.certificate_renewed(self.name, item.domains, not_after=not_after)
+            events.certificate_renewed(self.name, item.domains, not_after=not_after, provider=self.provider)
         else:
-            events.certificate_obtained(self.name, item.domains, not_after=not_after)
+            events.certificate_obtained(self.name, item.domains, not_after=not_after, provider=self.provider)
         log.debug("certificate resolver %s: %s done in %.1fs, next renewal at %s", self.name, ",".join(item.domains),
                   time.monotonic() - started, datetime.datetime.fromtimestamp(item.due, datetime.UTC).isoformat())
 

@@ -95,19 +95,19 @@ def _rfc3339(value: datetime.datetime | None) -> str | None:
 
 
 def certificate_obtained(resolver: str, domains: Iterable[str], *, not_after: datetime.datetime | None = None,
-                         ca: str | None = None) -> None:
+                         ca: str | None = None, provider: str | None = None) -> None:
     emit(logging.INFO, "certificate obtained", "certificate.obtained", resolver=resolver,
-         providerName=f"{resolver}.acme", domains=list(domains), notAfter=_rfc3339(not_after), acmeCA=ca)
+         providerName=provider or f"{resolver}.acme", domains=list(domains), notAfter=_rfc3339(not_after), acmeCA=ca)
 
 
 def certificate_renewed(resolver: str, domains: Iterable[str], *, not_after: datetime.datetime | None = None,
-                        ca: str | None = None) -> None:
+                        ca: str | None = None, provider: str | None = None) -> None:
     emit(logging.INFO, "certificate renewed", "certificate.renewed", resolver=resolver,
-         providerName=f"{resolver}.acme", domains=list(domains), notAfter=_rfc3339(not_after), acmeCA=ca)
+         providerName=provider or f"{resolver}.acme", domains=list(domains), notAfter=_rfc3339(not_after), acmeCA=ca)
 
 
 def certificate_failed(resolver: str, domains: Iterable[str], error: str, *, renewal: bool = False,
-                       ca: str | None = None) -> None:
+                       ca: str | None = None, provider: str | None = None) -> None:
     emit(logging.ERROR, "cannot renew certificate" if renewal else "cannot obtain certificate",
-         "certificate.failed", resolver=resolver, providerName=f"{resolver}.acme", domains=list(domains),
+         "certificate.failed", resolver=resolver, providerName=provider or f"{resolver}.acme", domains=list(domains),
          error=error, renewal=renewal, acmeCA=ca)

@@ -59,13 +59,13 @@ def test_provider_error(captured: io.StringIO) -> None:
 def test_certificate_events(captured: io.StringIO) -> None:
     expiry = datetime.datetime(2027, 2, 23, 12, 0, tzinfo=datetime.UTC)
     events.certificate_obtained("le", ["example.com", "www.example.com"], not_after=expiry)
-    events.certificate_renewed("le", ["example.com"], not_after=expiry)
+    events.certificate_renewed("local", ["example.com"], not_after=expiry, provider="local.localCA")
     events.certificate_failed("le", ["example.com"], "rejectedIdentifier", renewal=True)
     obtained, renewed, failed = lines(captured)
     assert obtained["event"] == "certificate.obtained" and obtained["resolver"] == "le"
     assert obtained["providerName"] == "le.acme" and obtained["domains"] == ["example.com", "www.example.com"]
     assert obtained["notAfter"] == "2027-02-23T12:00:00Z" and obtained["level"] == "info"
-    assert renewed["event"] == "certificate.renewed"
+    assert renewed["event"] == "certificate.renewed" and renewed["providerName"] == "local.localCA"
     assert failed == {**failed, "event": "certificate.failed", "level": "error", "error": "rejectedIdentifier",
                       "renewal": True, "message": "cannot renew certificate"}
 
