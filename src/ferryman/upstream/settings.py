@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ferryman.errors import ConfigError
+
 __all__ = ["GO_DEFAULT_MAX_IDLE_CONNS_PER_HOST", "TransportSettings"]
 
 #: Go's ``http.DefaultMaxIdleConnsPerHost``: what ``maxIdleConnsPerHost: 0`` means.
@@ -45,7 +47,15 @@ class TransportSettings:
 
     @classmethod
     def from_model(cls, model: Any) -> TransportSettings:
-        """From a dynamic ``ServersTransport`` or the static ``serversTransport`` (duck-typed)."""
+        """From a dynamic ``ServersTransport`` or the static ``serversTransport`` (duck-typed).
+
+        ``spiffe`` and ``peerCertSANs`` are not implemented: they restrict which backends are
+        trusted, so a transport that sets them is refused (services using it are disabled with the
+        reason) rather than used without the check."""
+        for key, attr in (("spiffe", "spiffe"), ("peerCertSANs", "peer_cert_sans")):
+            if getattr(model, attr, None):
+                raise ConfigError(f"serversTransport {key} is not implemented yet in ferryman; refusing to "
+                                  "reach backends without that check (use rootCAs and peerCertURI)")
         timeouts = model.forwarding_timeouts
         return cls(
             server_name=getattr(model, "server_name", ""),

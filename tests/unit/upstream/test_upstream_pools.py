@@ -113,3 +113,13 @@ def test_upgrade_head_uses_go_header_casing() -> None:
     assert b"Connection: Upgrade\r\nUpgrade: websocket\r\n" in head
     assert b"X-Forwarded-Proto: ws\r\n" in head
     assert canonical_header_name(b"content-md5") == b"Content-Md5"
+
+
+def test_transports_with_spiffe_or_peer_cert_sans_are_refused_not_ignored() -> None:
+    from ferryman.dynamic.models import ServersTransport
+
+    for section in ({"spiffe": {"ids": ["spiffe://example.org/backend"]}},
+                    {"peerCertSANs": [{"type": "URI", "value": "spiffe://example.org/backend"}]}):
+        with pytest.raises(ConfigError, match="not implemented yet"):
+            TransportSettings.from_model(ServersTransport.model_validate(section))
+    assert TransportSettings.from_model(ServersTransport.model_validate({"peerCertURI": "spiffe://x"})).peer_cert_uri
