@@ -4,8 +4,9 @@ Traefik wraps every entry point handler in ``normalizePath`` (decode percent-enc
 characters, upper-case the hex of the others) and, unless ``http.sanitizePath`` is false,
 ``sanitizePath`` (``URL.JoinPath()``: remove ``.``/``..`` segments and duplicate slashes, keep a
 trailing slash). Go then forwards ``URL.EscapedPath()``, which percent-encodes bytes that may not
-appear raw in a path (non-ASCII, space, ``"``...). :func:`needs_normalization` is the cheap test the
-hot path runs; only paths that fail it pay for :func:`normalize_path`.
+appear raw in a path (non-ASCII, space, ``"``...). :func:`plain_path` is the cheap test the hot path
+runs (:func:`needs_normalization` without the fragment); only paths that fail it pay for
+:func:`normalize_path`.
 
 :func:`split_target` turns a request-target into ``(path, query, authority, scheme)``:
 origin-form ``/p?q``, absolute-form ``http://host:port/p?q`` (whose authority replaces the Host
@@ -14,9 +15,10 @@ header, as Go does), ``*`` and authority-form (CONNECT).
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
-__all__ = ["BadTarget", "needs_normalization", "normalize_path", "split_target"]
+__all__ = ["BadTarget", "needs_normalization", "normalize_path", "plain_path", "split_target"]
 
 
 class BadTarget(ValueError):
@@ -30,9 +32,18 @@ _UNRESERVED: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 _PATH_SAFE: Final = _UNRESERVED | frozenset(b"/;,:@&=+$!'()*")
 
 
+#: ``plain_path(path)`` matches (not ``None``) when ``path`` has no ``%``, ``#`` or non-ASCII byte and
+#: no ``/.`` or ``//``: nothing normalization could change and no fragment. One C call: in CPython
+#: 3.11 each ``b"%" in path`` first tries the operand as an int and catches the TypeError (~2,000
+#: instructions, 5 per request in the h1 hot path before this).
+plain_path: Final = re.compile(rb"[^%#/\x80-\xff]*(?:/[^%#./\x80-\xff][^%#/\x80-\xff]*)*/?").fullmatch
+_NORMALIZED: Final = re.compile(rb"[^%/\x80-\xff]*(?:/[^%./\x80-\xff][^%/\x80-\xff]*)*/?").fullmatch
+
+
 def needs_normalization(path: bytes) -> bool:
-    """Whether ``path`` may change under normalization/sanitization (false for the common case)."""
-    return b"%" in path or b"/." in path or b"//" in path or not path.isascii()
+    """Whether ``path`` may change under normalization/sanitization (false for the common case):
+    a ``%``, a non-ASCII byte, ``/.`` or ``//`` in it."""
+    return _NORMALIZED(path) is None
 
 
 def _clean(path: bytes) -> bytes:

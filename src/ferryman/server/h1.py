@@ -76,7 +76,7 @@ from ferryman.http.forwarded import (
     underscore_variants,
 )
 from ferryman.http.match import MatchView
-from ferryman.http.paths import BadTarget, normalize_path, split_target
+from ferryman.http.paths import BadTarget, normalize_path, plain_path, split_target
 from ferryman.observability.recorder import lost as observed_lost
 from ferryman.proto.h1 import (
     LAST_CHUNK,
@@ -578,8 +578,10 @@ class H1Connection(asyncio.Protocol):
         url = target = self._url
         query: bytes | None
         if url[:1] == b"/":
-            if b"?" in url:
-                path, _, query = url.partition(b"?")
+            cut = url.find(b"?")  # not `b"?" in url`: see ferryman.http.paths.plain_path
+            if cut >= 0:
+                path = url[:cut]
+                query = url[cut + 1:]
             else:
                 path = url
                 query = None
@@ -593,7 +595,7 @@ class H1Connection(asyncio.Protocol):
             target = path if query is None else path + b"?" + query
         ep = self._ep
         fragment = False
-        if b"%" in path or b"/." in path or b"//" in path or b"#" in path or not path.isascii():
+        if plain_path(path) is None:
             if b"#" in path:
                 fragment = True  # Traefik's denyFragment answers 400 from its handler chain
                 path = path.partition(b"#")[0] or b"/"
@@ -604,7 +606,7 @@ class H1Connection(asyncio.Protocol):
             if new_path != path:
                 path = new_path
                 target = path if query is None else path + b"?" + query
-        if query is not None and b";" in query:
+        if query is not None and query.find(b";") >= 0:
             query = query.replace(b";", b"%3B" if ep.settings.encode_query_semicolons else b"&")
             target = path + b"?" + query
         if flags & F_CHUNKED:
