@@ -267,7 +267,7 @@ class App:
             ep.tls = snapshot.tls.get(name)
         previous, self.snapshot = self.snapshot, snapshot
         self.observability.applied(snapshot, reload=True)
-        self.resolvers.routers_changed(snapshot.merged)
+        self.resolvers.routers_changed(snapshot.merged, snapshot.tls_store)
         self.states.sweep()
         if any(name not in self.resolvers.provider_names for name in messages):
             self.ready = True  # certificates alone do not make the first configuration

@@ -4,6 +4,9 @@
   entry point's): each ``tls.domains`` entry is one certificate (``main`` + ``sans``), else the
   ``Host()`` values of the rule make one certificate (Traefik's behaviour). Wildcards need the
   DNS-01 challenge, which ferryman does not implement yet: reported, not ordered.
+* As Traefik (``getUncheckedDomains``), nothing is ordered for a domain list whose every name is
+  already covered (exactly or by a one-label wildcard) by a certificate of the TLS store that no
+  resolver obtained: ``tls.certificates`` and the store's default certificate.
 * Until a certificate exists the store's default certificate answers those names. Issuance runs in
   a worker thread (the ``acme`` library is blocking), one certificate at a time per resolver; a
   failure is logged with the CA's reason and retried with exponential backoff (5 s doubling, 6 h
@@ -27,7 +30,7 @@ import datetime
 import logging
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
     from ferryman.dynamic.merge import Merged
     from ferryman.http.exchange import Exchange
     from ferryman.static.models import Acme, CertificateResolver, LocalCA, StaticConfig
+    from ferryman.tls.store import TLSStore
 
 log = logging.getLogger("ferryman.acme")
 
@@ -156,6 +160,32 @@ def covers(names: set[str], domain: str) -> bool:
         return True
     dot = domain.find(".")
     return dot > 0 and "*" + domain[dot:] in names
+
+
+def store_names(store: TLSStore | None, ours: Collection[bytes]) -> set[str]:
+    """The names (CN, DNS and IP SANs) of the certificates of the TLS store a resolver did not
+    obtain (``ours``: the chains the resolvers published): ``tls.certificates`` and the default
+    certificate, as Traefik's ``store.GetAllDomains()``."""
+    if store is None:
+        return set()
+    names: set[str] = set()
+    for cert in (*store.certs, store.default):
+        if cert.chain_pem not in ours:
+            names.update(cert.names)
+    return names
+
+
+def split_covered(sets: Mapping[tuple[str, ...], list[str]], names: set[str]
+                  ) -> tuple[dict[tuple[str, ...], list[str]], list[tuple[str, ...]]]:
+    """(domain lists to order, domain lists every name of which ``names`` already covers)."""
+    kept: dict[tuple[str, ...], list[str]] = {}
+    covered: list[tuple[str, ...]] = []
+    for domains, routers in sets.items():
+        if names and all(covers(names, d) for d in domains):
+            covered.append(domains)
+        else:
+            kept[domains] = routers
+    return kept, covered
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,6 +342,8 @@ class Resolver:
         self.provider = f"{name}.{backend.kind}"
         self.emit = emit
         self.items: dict[tuple[str, ...], _Item] = {}
+        #: every chain this resolver published (so the store's copy is not taken for a user's)
+        self.published: set[bytes] = set()
         self._ari_pending: list[_Item] = []
         self.wanted: dict[tuple[str, ...], list[str]] = {}
         self.broken = ""
@@ -462,6 +494,7 @@ class Resolver:
             if item.cert is None or id(item) in seen:
                 continue
             seen.add(id(item))
+            self.published.add(item.cert.certificate)
             certificates.append(Certificate(cert_file=item.cert.certificate.decode("ascii"),
                                             key_file=item.cert.key.decode("ascii")))
         certificates.sort(key=lambda c: c.cert_file)
@@ -488,7 +521,9 @@ class Resolvers:
         self.http_service = AcmeHTTPService(self.challenges)
         self.resolvers: dict[str, Resolver] = {}
         self._reported: set[str] = set()
+        self._covered: set[tuple[str, tuple[str, ...]]] = set()
         self._merged: Merged | None = None
+        self._store: TLSStore | None = None
 
     @property
     def provider_names(self) -> set[str]:
@@ -516,14 +551,15 @@ class Resolvers:
             self.resolvers[name] = r = Resolver(name, backend, emit)
             r.start()
         if self._merged is not None:
-            self.routers_changed(self._merged)
+            self.routers_changed(self._merged, self._store)
 
     def close(self) -> None:
         for r in self.resolvers.values():
             r.close()
 
-    def routers_changed(self, merged: Merged) -> None:
-        self._merged = merged
+    def routers_changed(self, merged: Merged, store: TLSStore | None = None) -> None:
+        """``merged``'s routers and the TLS ``store`` compiled from it now serve."""
+        self._merged, self._store = merged, store
         if not self.static.certificates_resolvers and not any(
                 i.config is not None and i.config.tls is not None and i.config.tls.cert_resolver
                 for i in merged.routers.values()):
@@ -542,8 +578,19 @@ class Resolvers:
                 known = ", ".join(sorted(self.static.certificates_resolvers)) or "none configured"
                 current.add(f'router {", ".join(routers)}: certificate resolver "{resolver}" does not exist '
                             f"(known: {known}); the default certificate is served")
+        ours = {pem for r in self.resolvers.values() for pem in r.published}
+        names = store_names(store, ours)
+        covered_now: set[tuple[str, tuple[str, ...]]] = set()
         for name, r in self.resolvers.items():
-            r.want(wanted.get(name, {}))
+            kept, covered = split_covered(wanted.get(name, {}), names)
+            for domains in covered:
+                covered_now.add((name, domains))
+                if (name, domains) not in self._covered:
+                    log.info("certificate resolver %s: no certificate to order for %s (routers %s): a certificate "
+                             "of the TLS store covers it", name, ", ".join(domains),
+                             ", ".join(wanted[name][domains]), extra=_fields(resolver=name, domains=list(domains)))
+            r.want(kept)
+        self._covered = covered_now
         for message in sorted(current - self._reported):
             log.error("%s", message)
         self._reported = current

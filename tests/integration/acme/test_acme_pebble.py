@@ -229,3 +229,32 @@ def test_external_account_binding(
     wait_https("eab.example.com", websecure, ca.root_file, expect="Hello from eab")
     refused = fm.wait_for(lambda e: e.get("event") == "certificate.failed" and e.get("resolver") == "noeab", 30)
     assert "external" in refused["error"].lower()
+
+
+def test_a_file_certificate_covering_a_routers_hosts_means_no_order(
+        pebble: PebbleFactory, ferryman: StartFerryman, hello: Callable[[str], int], tmp_path: Path) -> None:
+    """As Traefik: hosts covered by a certificate of the TLS store (exactly or by a wildcard) are
+    not ordered; a router whose host is not covered still gets its certificate."""
+    web, websecure = free_port(), free_port()
+    ca = pebble.start(http_port=web, tls_port=websecure)
+    user = CA("user CA").issue("covered.example.com", dns=("covered.example.com", "*.wild.example.com"))
+    cert, key = user.write(tmp_path, "user")
+    dynamic = dynamic_https("Host(`covered.example.com`) || Host(`a.wild.example.com`)", hello("app"))
+    dynamic["http"]["routers"]["other"] = {"rule": "Host(`other.example.com`)", "entryPoints": ["websecure"],
+                                           "service": "app", "tls": {"certResolver": "le"}}
+    dynamic["tls"] = {"certificates": [{"certFile": str(cert), "keyFile": str(key)}]}
+    storage = tmp_path / "acme.json"
+    fm = ferryman(_static(web, websecure, {"le": acme_resolver(ca.directory, storage)}), dynamic, env=ca.env)
+    obtained = fm.wait_for(lambda e: e.get("event") == "certificate.obtained")
+    assert obtained["domains"] == ["other.example.com"]
+    wait_https("other.example.com", websecure, ca.root_file, expect="Hello from app")
+    ca.verify_chain(served_chain(websecure, "other.example.com"), "other.example.com")
+    skipped = fm.wait_for(lambda e: "no certificate to order for" in str(e.get("message")))
+    assert "covered.example.com, a.wild.example.com (routers app@file)" in skipped["message"]
+    serial = x509.load_pem_x509_certificate(user.cert_pem.encode()).serial_number
+    for host in ("covered.example.com", "a.wild.example.com"):
+        assert leaf_of(served_chain(websecure, host)).serial_number == serial
+    ordered = [str(e.get("message")) for e in fm.lines if "ordering a certificate" in str(e.get("message"))]
+    assert len(ordered) == 1 and "other.example.com" in ordered[0]
+    [stored] = json.loads(storage.read_text())["le"]["Certificates"]
+    assert stored["domain"] == {"main": "other.example.com"}

@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 
-from ferryman.acme.manager import _check, covers, wanted_domains
+from ferryman.acme.manager import _check, covers, split_covered, store_names, wanted_domains
 from ferryman.dynamic.merge import EntryPointInfo, MergeSettings, merge
-from ferryman.dynamic.models import Configuration, RouterTLS
+from ferryman.dynamic.models import Configuration, RouterTLS, TLSConfiguration
 from ferryman.static.models import StaticConfig
+from ferryman.tls.store import TLSStore
+from tests.integration.tls.pki import CA
 
 SETTINGS = MergeSettings(entry_points=(EntryPointInfo("web", port=80),
                                        EntryPointInfo("websecure", port=443,
@@ -74,3 +76,36 @@ def test_usable_resolvers() -> None:
     assert _check("local", static.certificates_resolvers["local"], static) == []
     assert static.certificates_resolvers["local"].local_ca is not None
     assert static.certificates_resolvers["local"].local_ca.certificates_duration == 12 * 3600
+
+
+def test_domains_covered_by_a_store_certificate_are_not_ordered() -> None:
+    """Traefik's getUncheckedDomains: a domain list is ordered unless every name is covered (exactly
+    or by a one-label wildcard) by a certificate of the store or the default certificate; the
+    certificates the resolvers published themselves do not count."""
+    ca = CA()
+    user = ca.issue("user.example.com", dns=("user.example.com", "*.wild.example.com"))
+    default = ca.issue("default.example.org", dns=("default.example.org",))
+    mine = ca.issue("mine.example.net", dns=("mine.example.net",))
+    store = TLSStore.build(TLSConfiguration.model_validate({
+        "certificates": [{"certFile": user.cert_pem, "keyFile": user.key_pem},
+                         {"certFile": mine.cert_pem, "keyFile": mine.key_pem}],
+        "stores": {"default": {"defaultCertificate": {"certFile": default.cert_pem, "keyFile": default.key_pem}}}}))
+    names = store_names(store, {mine.cert_pem.encode()})
+    assert "mine.example.net" not in names
+    assert {"user.example.com", "*.wild.example.com", "default.example.org"} <= names
+    wanted = {
+        ("user.example.com",): ["a@file"],
+        ("a.wild.example.com", "user.example.com"): ["b@file"],
+        ("default.example.org",): ["c@file"],
+        ("a.b.wild.example.com",): ["d@file"],  # a wildcard covers one label only
+        ("user.example.com", "new.example.com"): ["e@file"],  # one name not covered: ordered whole
+        ("wild.example.com",): ["f@file"],
+        ("mine.example.net",): ["g@file"],  # the resolver's own certificate: renewed, not skipped
+    }
+    kept, covered = split_covered(wanted, names)
+    assert covered == [("user.example.com",), ("a.wild.example.com", "user.example.com"), ("default.example.org",)]
+    assert list(kept) == [("a.b.wild.example.com",), ("user.example.com", "new.example.com"), ("wild.example.com",),
+                          ("mine.example.net",)]
+    assert kept[("user.example.com", "new.example.com")] == ["e@file"]
+    assert store_names(None, set()) == set()
+    assert split_covered(wanted, set()) == (wanted, [])
