@@ -60,7 +60,6 @@ from ferryman.http.exchange import (
 )
 from ferryman.http.forwarded import XF_FOR
 from ferryman.http.paths import BadTarget, needs_normalization, normalize_path, plain_path
-from ferryman.observability.recorder import lost as observed_lost
 from ferryman.proto.h1 import connection_tokens
 from ferryman.server.h1 import (
     _MISDIRECTED_BODY,
@@ -78,6 +77,9 @@ from ferryman.server.h1 import (
     S_XSERVER,
     XF_SHIFT,
     _valid_host,
+)
+from ferryman.server.h1 import (
+    _lose as lose_exchange,
 )
 
 if TYPE_CHECKING:
@@ -224,13 +226,8 @@ class H2Stream:
         self._ended = True
         self._buf.clear()
         self._buffered = 0
-        ex = self.ex
-        if ex is not None and not ex.done:
-            ex.done = True
-            producer = ex.producer
-            if producer is not None:
-                producer.downstream_lost()
-            observed_lost(ex)
+        if self.ex is not None:
+            lose_exchange(self.ex)
 
 
 def clean_response_headers(headers: Headers) -> Headers:

@@ -38,7 +38,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from ferryman.http.exchange import X_TE_TRAILERS, ConnInfo, Exchange, Headers, TunnelPeer
-from ferryman.observability.recorder import lost as observed_lost
+from ferryman.server.h1 import _lose as lose_exchange
 from ferryman.server.h2 import Reject, build_exchange, clean_response_headers, dispatch, status_bytes
 from ferryman.tls.clienthello import ClientHello, peek_client_hello
 from ferryman.tls.store import default_certificate
@@ -246,13 +246,8 @@ class H3Stream:
 
     def _lost(self) -> None:
         self._ended = True
-        ex = self.ex
-        if ex is not None and not ex.done:
-            ex.done = True
-            producer = ex.producer
-            if producer is not None:
-                producer.downstream_lost()
-            observed_lost(ex)
+        if self.ex is not None:
+            lose_exchange(self.ex)
         self.proto.stream_done(self)
 
 
