@@ -208,7 +208,8 @@ class App:
         if self.static.api is not None:
             # the dashboard's request rates: counted only while someone polls /api/traffic
             traffic = TrafficCounter(self._watch_traffic) if self.static.api.dashboard else None
-            internal["api@internal"] = ApiService(self.static, lambda: self.snapshot, traffic=traffic)
+            internal["api@internal"] = ApiService(self.static, lambda: self.snapshot, traffic=traffic,
+                                                   router_problems=self.resolvers.router_problems)
             if self.static.api.dashboard:
                 internal["dashboard@internal"] = DashboardService()
         internal.update(self.observability.internal_services())

@@ -557,6 +557,26 @@ class Resolvers:
         for r in self.resolvers.values():
             r.close()
 
+    def router_problems(self) -> dict[str, tuple[str, ...]]:
+        """Router (qualified name) -> why its resolver has no certificate for it yet (or cannot
+        renew it): shown as warnings in the API (beyond Traefik, which only logs them)."""
+        found: dict[str, list[str]] = {}
+        for name, r in self.resolvers.items():
+            for domains, routers in r.wanted.items():
+                item = r.items.get(domains)
+                if r.broken:
+                    message = f'certificate resolver "{name}" cannot be used: {r.broken}'
+                elif item is not None and item.error:
+                    doing = "renew" if item.cert is not None else "obtain"
+                    serving = "the current certificate" if item.cert is not None else "the default certificate"
+                    message = (f'certificate resolver "{name}": cannot {doing} a certificate for '
+                               f'{", ".join(domains)}: {item.error} ({serving} is served)')
+                else:
+                    continue
+                for router in routers:
+                    found.setdefault(router, []).append(message)
+        return {router: tuple(messages) for router, messages in found.items()}
+
     def routers_changed(self, merged: Merged, store: TLSStore | None = None) -> None:
         """``merged``'s routers and the TLS ``store`` compiled from it now serve."""
         self._merged, self._store = merged, store

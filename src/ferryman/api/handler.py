@@ -23,7 +23,7 @@ import re
 import time
 import urllib.parse
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ferryman import __version__
@@ -108,7 +108,8 @@ class ApiService:
     """The ``api@internal`` handler. ``current`` returns the snapshot being served."""
 
     def __init__(self, static: StaticConfig, current: Callable[[], Snapshot | None],
-                 started: float | None = None, traffic: TrafficCounter | None = None) -> None:
+                 started: float | None = None, traffic: TrafficCounter | None = None,
+                 router_problems: Callable[[], Mapping[str, Sequence[str]]] | None = None) -> None:
         api = static.api if static.api is not None else Api()
         self.prefix = api_prefix(api).encode()
         self.debug_prefix = debug_prefix(api).encode() + b"/" if api.debug else None
@@ -118,6 +119,9 @@ class ApiService:
         self.static_views: StaticViews = build_static_views(static)
         self.current = current
         self.traffic = traffic
+        #: problems found outside the snapshot (certificate resolvers): router -> warnings
+        self.router_problems = router_problems
+        self._problems: Mapping[str, Sequence[str]] = {}
         version: dict[str, Any] = {"Version": __version__, "Codename": "ferryman",
                                    "startDate": go_time(time.time() if started is None else started)}
         if api.disable_dashboard_ad:
@@ -139,8 +143,11 @@ class ApiService:
         views = self._views
         built = self._snapshot() if self._snapshot is not None else None
         hour = int(time.time() // 3600)
-        if views is None or snapshot is not built or (views.certificates and hour != self._hour):
-            views = self._views = build_views(snapshot, self.static_views)
+        problems = self.router_problems() if self.router_problems is not None else self._problems
+        if views is None or snapshot is not built or (views.certificates and hour != self._hour) \
+                or problems != self._problems:
+            views = self._views = build_views(snapshot, self.static_views, router_problems=problems)
+            self._problems = problems
             self._snapshot = weakref.ref(snapshot) if snapshot is not None else None
             self._hour = hour
         return views

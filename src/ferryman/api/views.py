@@ -280,10 +280,11 @@ def _section(items: Sequence[Item]) -> dict[str, int]:
 _EMPTY_SECTION = {"total": 0, "warnings": 0, "errors": 0}
 
 
-def build_views(snapshot: Snapshot | None, static: StaticViews,
-                now: datetime.datetime | None = None) -> ApiViews:
+def build_views(snapshot: Snapshot | None, static: StaticViews, now: datetime.datetime | None = None,
+                router_problems: Mapping[str, Sequence[str]] | None = None) -> ApiViews:
     """Encode every router, service, middleware and certificate of ``snapshot`` once
-    (certificate statuses as of ``now``)."""
+    (certificate statuses as of ``now``; ``router_problems``: warnings found outside the snapshot,
+    by the router's own qualified name)."""
     raw_routers: dict[str, Any] = {}
     raw_services: dict[str, Any] = {}
     raw_middlewares: dict[str, Any] = {}
@@ -296,6 +297,8 @@ def build_views(snapshot: Snapshot | None, static: StaticViews,
         service_extra = _extra(snapshot, ("http.services", "service"))
         for name, rinfo in merged.routers.items():
             cerr, cwarn = router_extra.get(name, ([], []))
+            if router_problems:
+                cwarn = [*cwarn, *router_problems.get(rinfo.origin or name, ())]
             errors = _messages(rinfo.errors, cerr, rinfo.warnings, cwarn)
             status = _status_of(rinfo.status, cerr, cwarn, name in snapshot.disabled)
             body = _router_json(rinfo, errors, status)

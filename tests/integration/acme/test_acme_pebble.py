@@ -150,11 +150,24 @@ def test_an_unreachable_ca_backs_off_while_other_routers_keep_serving(
     dynamic = dynamic_https("Host(`down.example.com`)", hello("other"))
     dynamic["http"]["routers"]["plain"] = {"rule": "Host(`plain.example.com`)", "entryPoints": ["web"],
                                            "service": "app"}
-    fm = ferryman(_static(web, websecure, {"le": acme_resolver(f"https://127.0.0.1:{closed}/dir",
-                                                               tmp_path / "acme.json")}), dynamic)
+    static = _static(web, websecure, {"le": acme_resolver(f"https://127.0.0.1:{closed}/dir", tmp_path / "acme.json")})
+    static["entryPoints"]["traefik"] = {"address": "127.0.0.1:0"}  # type: ignore[index]
+    static["api"] = {"insecure": True}
+    fm = ferryman(static, dynamic)
+    api = fm.ports["traefik"]
     first = fm.wait_for(lambda e: e.get("event") == "certificate.failed", 30)
     assert first["retries"] == 1 and 5 <= first["retryIn"] <= 6
     assert "cannot get the ACME directory" in first["error"] and first["domains"] == ["down.example.com"]
+    # beyond Traefik (which only logs it): the API shows the router as a warning with the reason
+    router = json.loads(http_request("127.0.0.1", api, "/api/http/routers/app@file")[2])
+    assert router["status"] == "warning"
+    [problem] = router["error"]
+    assert problem.startswith('certificate resolver "le": cannot obtain a certificate for down.example.com: ')
+    assert "cannot get the ACME directory" in problem and problem.endswith("(the default certificate is served)")
+    overview = json.loads(http_request("127.0.0.1", api, "/api/overview")[2])
+    assert overview["http"]["routers"]["warnings"] == 1 and overview["http"]["routers"]["errors"] == 0
+    plain = json.loads(http_request("127.0.0.1", api, "/api/http/routers/plain@file")[2])
+    assert plain["status"] == "enabled" and "error" not in plain
     assert http_request("127.0.0.1", web, "/", headers={"Host": "plain.example.com"})[0] == 200
     second = fm.wait_for(lambda e: e.get("event") == "certificate.failed" and e.get("retries") == 2, 30)
     assert 10 <= second["retryIn"] <= 12
