@@ -261,7 +261,7 @@ class App:
                                     static_transport=self.transport, previous=self.snapshot,
                                     tls_entry_points=[n for n, e in self.static.entry_points.items()
                                                       if e.http.tls is not None],
-                                    encoded_guard=self._encoded_guard)
+                                    encoded_guard=self._encoded_guard if self.denied_escapes else None)
         for name, ep in self.entry_points.items():
             ep.routes = snapshot.table(name)
             ep.tls_routes = snapshot.table(name, tls=True)
