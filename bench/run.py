@@ -583,6 +583,8 @@ def start_traefik_like(
     if not binary.exists():
         raise Skip(f"{binary} missing")
     cfg = b.tmp / label
+    if cfg.exists():  # the same label in an earlier scenario of this run: start from a clean directory
+        shutil.rmtree(cfg)
     dyn = cfg / "dynamic"
     dyn.mkdir(parents=True)
     port = free_port()
