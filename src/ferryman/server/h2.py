@@ -61,6 +61,7 @@ from ferryman.http.exchange import (
 from ferryman.http.forwarded import XF_FOR
 from ferryman.http.paths import BadTarget, needs_normalization, normalize_path, plain_path
 from ferryman.proto.h1 import connection_tokens
+from ferryman.proto.h2flow import send_queued
 from ferryman.server.h1 import (
     _MISDIRECTED_BODY,
     _NOT_FOUND_BODY,
@@ -664,27 +665,10 @@ class H2Connection(asyncio.Protocol):
                     return
                 h2.send_headers(sid, head, end_stream=False)
             if buf and not self._tx_paused:
-                max_frame = h2.max_outbound_frame_size
-                while buf:
-                    window = h2.local_flow_control_window(sid)
-                    if window <= 0:
-                        break
-                    chunk = buf[0]
-                    n = min(window, max_frame, len(chunk))
-                    if n < len(chunk):
-                        h2.send_data(sid, chunk[:n])
-                        buf[0] = chunk[n:]
-                    else:
-                        buf.popleft()
-                        end = stream._end
-                        if not buf and end is not None and not end[0]:
-                            # the last bytes carry END_STREAM (no empty DATA frame)
-                            h2.send_data(sid, chunk, end_stream=True)
-                            stream._buffered -= n
-                            self._finish(stream)
-                            break
-                        h2.send_data(sid, chunk)
-                    stream._buffered -= n
+                sent, ended = send_queued(h2, sid, buf, stream._end)
+                stream._buffered -= sent
+                if ended:  # the last bytes carried END_STREAM (no empty DATA frame)
+                    self._finish(stream)
                 if stream.write_paused and stream._buffered <= LOW_WATER:
                     stream.write_paused = False
                     ex = stream.ex

@@ -48,6 +48,7 @@ from h2.exceptions import H2Error, ProtocolError
 from h2.settings import SettingCodes
 
 from ferryman.http.exchange import Exchange, Headers, ResponseSink
+from ferryman.proto.h2flow import send_queued
 
 if TYPE_CHECKING:
     from ferryman.upstream.pool import Pool
@@ -281,26 +282,10 @@ class H2Upstream(asyncio.Protocol):
         buf = stream._buf
         try:
             if buf and not self._tx_paused:
-                max_frame = h2.max_outbound_frame_size
-                while buf:
-                    window = h2.local_flow_control_window(sid)
-                    if window <= 0:
-                        break
-                    chunk = buf[0]
-                    n = min(window, max_frame, len(chunk))
-                    if n < len(chunk):
-                        h2.send_data(sid, chunk[:n])
-                        buf[0] = chunk[n:]
-                    else:
-                        buf.popleft()
-                        end = stream._end
-                        if not buf and end is not None and not end[0]:
-                            h2.send_data(sid, chunk, end_stream=True)
-                            stream._buffered -= n
-                            stream.sent_end = True
-                            break
-                        h2.send_data(sid, chunk)
-                    stream._buffered -= n
+                sent, ended = send_queued(h2, sid, buf, stream._end)
+                stream._buffered -= sent
+                if ended:
+                    stream.sent_end = True
             if not buf and stream._end is not None and not stream.sent_end:
                 stream.sent_end = True
                 trailers = stream._end[0]
