@@ -21,7 +21,6 @@ The expression (Go RE2, compiled at build time, not trimmed) is searched in that
 from __future__ import annotations
 
 import re
-from typing import Final
 
 from ferryman.dynamic.models import RedirectRegex
 from ferryman.errors import ConfigError
@@ -37,29 +36,14 @@ from ferryman.middlewares._go import (
     to_bytes,
     to_str,
 )
+from ferryman.middlewares.redirect_scheme import url_parts
 from ferryman.proto.h1 import REASONS
 
 __all__ = ["RedirectRegexHandler", "build_redirect_regex", "raw_url"]
 
-_URI: Final = re.compile(rb"^(https?)://(\[[\w:.]+\]|[\w._-]+)?(:\d+)?(.*)$", re.DOTALL)
-
-
 def raw_url(ex: Exchange) -> bytes:
     """Traefik's ``rawURL`` (redirect_regex.go): the URL the regexp is applied to."""
-    scheme = b"http"
-    host = ex.authority
-    port = b""
-    uri = ex.target
-    match = _URI.match(uri)
-    if match is not None:
-        scheme = match.group(1)
-        if match.group(2):
-            host = match.group(2)
-        if match.group(3):
-            port = match.group(3)
-        uri = match.group(4)
-    if ex.conn.tls:
-        scheme = b"https"
+    scheme, host, port, uri = url_parts(ex, ex.authority, b"")
     return scheme + b"://" + host + port + uri
 
 

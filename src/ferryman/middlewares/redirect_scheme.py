@@ -25,7 +25,7 @@ from ferryman.http.exchange import Exchange, Handler
 from ferryman.http.forwarded import effective_proto
 from ferryman.proto.h1 import REASONS
 
-__all__ = ["RedirectSchemeHandler", "build_redirect_scheme", "client_request_url"]
+__all__ = ["RedirectSchemeHandler", "build_redirect_scheme", "client_request_url", "url_parts"]
 
 _URI: Final = re.compile(rb"^(https?)://(\[[\w:.]+\]|[\w._-]+)?(:\d+)?(.*)$", re.DOTALL)
 _PATTERN: Final = re.compile(rb"^(https?://)?(\[[\w:.]+\]|[\w._-]+)?(:\d+)?(.*)$", re.DOTALL)
@@ -44,10 +44,10 @@ def _split_host_port(authority: bytes) -> tuple[bytes, bytes]:
     return head, b":" + port
 
 
-def client_request_url(ex: Exchange) -> bytes:
-    """Traefik's ``clientRequestURL``: the URL the client used, as bytes."""
+def url_parts(ex: Exchange, host: bytes, port: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """``(scheme, host, port, uri)`` of the request as Traefik's redirect middlewares see it: an
+    absolute-form target's parts win over ``host``/``port`` (the Host header's), TLS means https."""
     scheme = b"http"
-    host, port = _split_host_port(ex.authority)
     uri = ex.target
     match = _URI.match(uri)
     if match is not None:
@@ -59,6 +59,12 @@ def client_request_url(ex: Exchange) -> bytes:
         uri = match.group(4)
     if ex.conn.tls:
         scheme = b"https"
+    return scheme, host, port, uri
+
+
+def client_request_url(ex: Exchange) -> bytes:
+    """Traefik's ``clientRequestURL``: the URL the client used, as bytes."""
+    scheme, host, port, uri = url_parts(ex, *_split_host_port(ex.authority))
     proto = effective_proto(ex).lower()
     if proto == b"http" or proto == b"ws":
         scheme = b"http"
