@@ -786,7 +786,7 @@ def observability_dynamic(backend_port: int) -> Json:
 def scenario_observability(b: Bench) -> Json:
     """Traefik and ferryman with metrics + access log on vs off (cost of observability)."""
     with running(b) as started:
-        for name in (c for c in ("traefik", "ferryman") if c in b.args.only):
+        for name in (c for c in ("traefik", "ferryman", "baseline") if c in b.args.only):
             if r := b.start(name, name):
                 started[name] = r
             if r := b.start(name, f"{name}+obs", static_extra=observability_static,

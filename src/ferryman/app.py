@@ -35,7 +35,7 @@ from ferryman.http.exchange import Exchange, Handler
 from ferryman.middlewares import MiddlewareContext, build_middleware
 from ferryman.middlewares.encoded_characters import EntryPointEncodedCharacters, denied_escapes
 from ferryman.observability import events
-from ferryman.observability.recorder import Consumer, Observer
+from ferryman.observability.recorder import Observer
 from ferryman.observability.setup import Observability
 from ferryman.providers.base import Provider, ProviderMessage
 from ferryman.providers.docker import docker_provider
@@ -205,9 +205,13 @@ class App:
             internal["acme-http@internal"] = self.resolvers.http_service
         if self.static.ping is not None:
             internal["ping@internal"] = PingService(self, self.static.ping.terminating_status_code)
+        self._traffic_bit = 0
         if self.static.api is not None:
             # the dashboard's request rates: counted only while someone polls /api/traffic
-            traffic = TrafficCounter(self._watch_traffic) if self.static.api.dashboard else None
+            traffic = None
+            if self.static.api.dashboard:
+                traffic = TrafficCounter(self._watch_traffic, flush=self.observability.recording.flush)
+                traffic.bit = self._traffic_bit = self.observability.register(traffic)
             internal["api@internal"] = ApiService(self.static, lambda: self.snapshot, traffic=traffic,
                                                    router_problems=self.resolvers.router_problems)
             if self.static.api.dashboard:
@@ -302,18 +306,18 @@ class App:
                 services=len(merged.services), middlewares=len(merged.middlewares),
                 seconds=snapshot.seconds, providers=messages)
 
-    def _watch_traffic(self, consumer: Consumer | None) -> None:
+    def _watch_traffic(self, on: bool) -> None:
         """Adds the dashboard's request counter to every entry point's observer, next to what
-        metrics and access logs record there (``None``: put the observers back as they were)."""
-        if consumer is None:
+        metrics and access logs record there (``False``: put the observers back as they were)."""
+        if not on:
             for name, observer in self._unwatched.items():
                 self.entry_points[name].observer = observer
             self._unwatched = {}
             return
         for name, ep in self.entry_points.items():
             observer = self._unwatched.setdefault(name, ep.observer)
-            everything, external = (observer.all, observer.external_only) if observer is not None else ((), ())
-            ep.observer = Observer(everything, (*external, consumer))
+            ep.observer = observer.with_mask(self._traffic_bit) if observer is not None else \
+                self.observability.observer(self._traffic_bit)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -349,7 +353,7 @@ class App:
                 entryPointName=name, address=f"{host}:{server.bound_port}"))
 
         self.observability.attach(self.entry_points)
-        self.observability.start()
+        self.observability.start(loop)
         loop.add_signal_handler(signal.SIGUSR1, self.observability.reopen)
         self.settings = merge_settings(self.static, {n: ep.bound_port for n, ep in self.entry_points.items()})
         # Serve the internal routes (ping) before any provider speaks.

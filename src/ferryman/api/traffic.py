@@ -4,7 +4,8 @@
 Costs nothing while nobody watches: the counter is attached to the entry points' request
 recording seam (:mod:`ferryman.observability.recorder`) on the first ``/api/traffic`` request and
 detached again when no request came for :data:`IDLE_SECONDS`. While attached, each finished
-exchange of a non-internal router costs one dictionary update (summed when read). The dashboard polls the
+exchange of a non-internal router costs one entry in the recording and, per batch, one dictionary
+update (summed when read). The dashboard polls the
 endpoint and turns the differences between two answers into rates, so counters start at zero
 when watching starts.
 
@@ -23,55 +24,56 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from ferryman.api.gojson import encode
+from ferryman.observability.recorder import E_LINE, E_MASK, L_STATUS, Entry, entry_names
 
 __all__ = ["IDLE_SECONDS", "TrafficCounter"]
 
 IDLE_SECONDS = 60.0
 
 
-class _Exchange(Protocol):
-    router: str | None
-    service: str | None
-
-    @property
-    def entrypoint(self) -> str: ...
+#: ``attach(True)`` adds the counter to every entry point's recording; ``attach(False)`` removes it.
+Attach = Callable[[bool], None]
 
 
-class _Tap(Protocol):
-    status: int
-
-    @property
-    def ex(self) -> _Exchange: ...
-
-
-#: ``attach(consumer)`` installs the consumer on every entry point; ``attach(None)`` removes it.
-Attach = Callable[[Callable[[Any], None] | None], None]
+def _nothing() -> None:
+    pass
 
 
 class TrafficCounter:
-    def __init__(self, attach: Attach, idle: float = IDLE_SECONDS) -> None:
+    """A :class:`~ferryman.observability.recorder.BatchConsumer` (register it, then set ``bit``)."""
+
+    def __init__(self, attach: Attach, idle: float = IDLE_SECONDS, flush: Callable[[], None] = _nothing) -> None:
         self._attach = attach
+        self._flush = flush
         self.idle = idle
         self.attached = False
         self.since = 0.0
         self._last_read = 0.0
         self._check: asyncio.TimerHandle | None = None
-        #: (entry point, router, service) -> [requests, 5xx]: one slot per request, summed when read
+        #: this consumer's bit in the entries (0: every entry)
+        self.bit = 0
+        #: (entry point, router, service) -> [requests, 5xx]: one slot per key, summed when read
         self.slots: dict[tuple[str, str | None, str | None], list[int]] = {}
 
-    def record(self, tap: _Tap) -> None:
-        """The consumer: one finished exchange (one tuple, one dictionary look-up)."""
-        ex = tap.ex
-        key = (ex.entrypoint, ex.router, ex.service)
-        slot = self.slots.get(key)
-        if slot is None:
-            self.slots[key] = slot = [0, 0]
-        slot[0] += 1
-        if tap.status >= 500:
-            slot[1] += 1
+    def take(self, batch: list[Entry]) -> None:
+        """Counts a batch of finished exchanges (one slice and one dictionary look-up each)."""
+        if not self.attached:
+            return
+        bit = self.bit
+        slots = self.slots
+        for e in batch:
+            if bit and not e[E_MASK] & bit:
+                continue
+            key = entry_names(e)
+            slot = slots.get(key)
+            if slot is None:
+                slots[key] = slot = [0, 0]
+            slot[0] += 1
+            if e[E_LINE][L_STATUS] >= 500:
+                slot[1] += 1
 
     def read(self) -> bytes:
         """The JSON answer; attaches the counter if it is not recording yet."""
@@ -80,9 +82,11 @@ class TrafficCounter:
         if not self.attached:
             self.slots.clear()
             self.since = time.time()
-            self._attach(self.record)
+            self._attach(True)
             self.attached = True
             self._schedule()
+        else:
+            self._flush()  # what finished since the last tick
         tables: tuple[dict[str, list[int]], ...] = ({}, {}, {})
         for key, (requests, errors) in list(self.slots.items()):
             for table, name in zip(tables, key, strict=True):
@@ -119,5 +123,5 @@ class TrafficCounter:
             self._check.cancel()
             self._check = None
         if self.attached:
-            self._attach(None)
+            self._attach(False)
             self.attached = False

@@ -18,8 +18,10 @@ Contract (others code against it; keep it small):
     (:class:`ConnInfo`: client ip/port, entry point, TLS, scheme), ``body_length`` (``0`` none,
     ``n`` Content-Length, ``-1`` streamed/chunked), ``expect_continue``, ``upgrade`` (the
     ``Upgrade`` value when the client asked for one), ``te_trailers``; ``router``/``service``
-    names for logs (``service`` is the load-balancer service that served it), ``tap`` when the
-    entry point records metrics/access logs (:mod:`ferryman.observability.recorder`).
+    names for logs (``service`` is the load-balancer service that served it), ``obs`` (and the
+    ``obs_*`` facts) while the entry point records metrics/access logs
+    (:mod:`ferryman.observability.recorder`); ``status`` and ``sent`` (response body bytes) are kept
+    by the client connection.
     :meth:`Exchange.match_request` is the ``MatchRequest`` view for routing.
 
     Request modification by middlewares: assign ``path``/``query``/``target``/``authority`` and use
@@ -59,7 +61,7 @@ from ferryman.tls.verify import peer_chain
 
 if TYPE_CHECKING:
     from ferryman.http.forwarded import ForwardingPolicy
-    from ferryman.observability.recorder import Tap
+    from ferryman.observability.recorder import Observer
 
 __all__ = [
     "ENTRY_POINT_X_HEADERS",
@@ -165,7 +167,8 @@ class ConnInfo:
 
     __slots__ = (
         "client_ip", "client_ip_b", "client_port", "entrypoint", "forwarding", "host_canon",
-        "host_raw", "local_port", "scheme", "ssl_object", "tls", "tls_cache", "trusted", "xf_block", "xf_key",
+        "host_raw", "local_port", "scheme", "ssl_object", "tls", "tls_cache", "tls_names_", "trusted", "xf_block",
+        "xf_key",
     )
 
     def __init__(self, entrypoint: str, client_ip: str, client_port: int, tls: bool,
@@ -189,6 +192,7 @@ class ConnInfo:
         self.ssl_object: Any = None
         #: Per-connection values derived from the peer certificate, by whoever computes them.
         self.tls_cache: dict[object, Any] | None = None
+        self.tls_names_: tuple[str, str] | None = None
 
     def tls_info(self) -> tuple[str, str]:
         """``(version, cipher)`` as Traefik names them (``"1.3"``, ``"TLS_AES_128_GCM_SHA256"``);
@@ -201,6 +205,13 @@ class ConnInfo:
         version = str(obj.version() or "")
         cipher = obj.cipher()
         return version.removeprefix("TLSv"), go_cipher_name(cipher[0]) if cipher else ""
+
+    def tls_names(self) -> tuple[str, str]:
+        """:meth:`tls_info`, computed once per connection (metrics and access logs ask per request)."""
+        names = self.tls_names_
+        if names is None:
+            names = self.tls_names_ = self.tls_info()
+        return names
 
     def peer_certificate(self) -> bytes | None:
         """The client certificate (DER) of a TLS connection, ``None`` when it sent none."""
@@ -236,10 +247,19 @@ class Exchange:
 
     __slots__ = (
         "_body_buf", "_body_done", "_buf_bytes", "_consumer", "_hooks", "_match", "_producer", "authority",
-        "body_length", "conn", "done", "downstream", "flags", "headers", "method", "path", "query",
-        "router", "service", "sink", "status", "tap", "target", "trailers", "upgrade", "version",
-        "xff_prior",
+        "body_length", "conn", "done", "downstream", "flags", "headers", "method", "obs", "obs_retries",
+        "obs_start", "obs_target", "obs_upstream", "obs_user", "path", "query", "resp_headers", "resp_length",
+        "router", "sent", "service", "sink", "status", "target", "trailers", "upgrade", "version", "xff_prior",
     )
+
+    # Set by ``Observer.begin`` (and read) only while the exchange is recorded (``obs``).
+    obs_start: int
+    obs_target: bytes
+    obs_user: str
+    obs_upstream: str
+    obs_retries: int
+    resp_headers: Headers | None
+    resp_length: int
 
     def __init__(self, conn: ConnInfo, downstream: Downstream, method: bytes, target: bytes,
                  path: bytes, query: bytes | None, version: bytes, headers: Headers,
@@ -260,11 +280,15 @@ class Exchange:
         self.upgrade: bytes | None = None
         self.xff_prior: bytes | None = None
         self.router: str | None = None
-        #: The :class:`~ferryman.observability.recorder.Tap` when the entry point records metrics
-        #: or access logs, else ``None``.
-        self.tap: Tap | None = None
+        #: The entry point's :class:`~ferryman.observability.recorder.Observer` while the exchange
+        #: is being recorded (metrics, access logs), else ``None``. ``Observer.begin`` also sets
+        #: ``obs_start``, ``obs_target``, ``obs_user``, ``obs_upstream``, ``obs_retries``,
+        #: ``resp_headers`` and ``resp_length`` (only read while ``obs`` is set).
+        self.obs: Observer | None = None
         self.service: str | None = None
         self.status = 0
+        #: response body bytes handed to the client connection (counted by it)
+        self.sent = 0
         self.done = False
         self.trailers: Headers | None = None
         self._match: MatchView | None = None

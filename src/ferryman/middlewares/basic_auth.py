@@ -302,9 +302,8 @@ class BasicAuthHandler:
         loop.run_in_executor(None, check_secret, password, secret).add_done_callback(finished)
 
     def _accept(self, ex: Exchange, user: bytes) -> None:
-        tap = ex.tap
-        if tap is not None:
-            tap.username = user.decode("utf-8", "replace")  # access log ClientUsername
+        if ex.obs is not None:
+            ex.obs_user = user.decode("utf-8", "replace")  # access log ClientUsername
         if self._header_field:
             ex.set_header(self._header_field, user)
         if self._remove:

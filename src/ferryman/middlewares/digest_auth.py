@@ -136,9 +136,8 @@ class DigestAuthHandler:
         if not sep or scheme != "Digest":
             return "", False
         auth = parse_pairs(rest)
-        tap = ex.tap
-        if tap is not None and auth.get("username"):
-            tap.username = auth["username"]
+        if ex.obs is not None and auth.get("username"):
+            ex.obs_user = auth["username"]
         auth.setdefault("algorithm", "MD5")
         if auth.get("opaque", "") != self._opaque or auth["algorithm"] != "MD5" or auth.get("qop", "") != "auth":
             return "", False

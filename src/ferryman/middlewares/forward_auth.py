@@ -327,9 +327,8 @@ class ForwardAuthHandler:
         status = res.status
         if self.header_field:
             users = res.values(self.header_field)
-            tap = ex.tap
-            if users and tap is not None:
-                tap.username = users[0].decode("utf-8", "replace")  # access log ClientUsername
+            if users and ex.obs is not None:
+                ex.obs_user = users[0].decode("utf-8", "replace")  # access log ClientUsername
         if self.signin_url and status == 401:
             _redirect(ex, self.signin_url)
             return

@@ -226,9 +226,9 @@ class _Attempts:
 
     def again(self) -> None:
         """This try failed and may be retried: schedule the next one."""
-        tap = self._ex.tap
-        if tap is not None:
-            tap.retries += 1  # access log RetryAttempts, traefik_service_retries_total
+        ex = self._ex
+        if ex.obs is not None:
+            ex.obs_retries += 1  # access log RetryAttempts, traefik_service_retries_total
         delay = self._backoff.next() if self._backoff is not None else 0.0
         scheduler = self._owner._scheduler()
         if delay > 0 and scheduler is not None:

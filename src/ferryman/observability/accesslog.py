@@ -18,45 +18,67 @@
   keep, drop or redact (``REDACTED``) headers; ``filters`` keep a request when its status is in
   ``statusCodes``, it was retried (``retryAttempts``) or took longer than ``minDuration``.
 
-Off the hot path: the request's values are captured into a small object on the event loop; lines
-are formatted and written by a writer thread in batches, every :data:`FLUSH_INTERVAL` seconds or
-as soon as ``bufferingSize`` lines (default :data:`FLUSH_LINES`) are waiting. The loop never waits
-for the disk: past :data:`MAX_PENDING` unwritten lines new ones are dropped (counted in ``dropped``).
-``reopen()`` (SIGUSR1) makes the writer reopen ``filePath`` (log rotation).
+Off the hot path: the access log is a :mod:`~ferryman.observability.recorder` batch consumer. The
+loop only appends one tuple of plain values per request; every 100 ms the batch reaches the
+worker thread, which formats the lines in one tight loop (with caches for what repeats: the request
+line, quoted header values, router/server names, the timestamp of the second) and writes them
+with one ``write``. The loop never waits for the disk: past :data:`MAX_PENDING` unwritten lines new
+batches are dropped (counted in ``dropped``). ``reopen()`` (SIGUSR1) makes the worker reopen
+``filePath`` before its next write (log rotation).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import itertools
 import json
 import os
 import re
 import sys
 import threading
 from collections import deque
-from time import time_ns
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any
 
 from ferryman.observability.logs import get_logger
+from ferryman.observability.recorder import (
+    E_CLIENT_IP,
+    E_CLIENT_PORT,
+    E_DURATION,
+    E_EXTRA,
+    E_LABELS,
+    E_LINE,
+    E_REQ_SIZE,
+    E_RETRIES,
+    E_SIZE,
+    E_START,
+    E_TLS,
+    E_USER,
+    K_ROUTER,
+    L_METHOD,
+    L_STATUS,
+    L_TARGET,
+    L_UPSTREAM,
+    L_VERSION,
+    Entry,
+    chunks,
+    entry_names,
+    wall_offset,
+)
 
 if TYPE_CHECKING:
     from ferryman.http.exchange import Headers
-    from ferryman.observability.recorder import Tap
     from ferryman.static.models import AccessLog as AccessLogConfig
 
 __all__ = ["MAX_PENDING", "AccessLog", "canonical_header", "parse_status_ranges"]
 
 log = get_logger("ferryman.accesslog")
 
-#: Unwritten lines kept before new ones are dropped (the loop never blocks on the disk).
+#: Unwritten lines kept before new ones are dropped (the loop never blocks on the disk). Lines are
+#: always written in batches (``bufferingSize`` is accepted; the batches are the buffering).
 MAX_PENDING = 100_000
-#: The writer writes what is pending this often (seconds), or at once past ``bufferingSize``
-#: lines (default :data:`FLUSH_LINES`).
-FLUSH_INTERVAL = 0.1
-FLUSH_LINES = 4096
 _REDACTED = "REDACTED"
+#: durations in whole milliseconds, formatted once
+_MS = [str(ms) for ms in range(1000)]
 
 
 def canonical_header(name: bytes | str) -> str:
@@ -155,35 +177,6 @@ def _split_host_port(addr: str) -> tuple[str, str]:
     return addr, ""
 
 
-class _Captured(NamedTuple):
-    """What the loop hands to the writer thread for one request: plain values only (no reference
-    to the exchange), so the exchange is freed at once and the cyclic GC has nothing to walk."""
-
-    client_ip: str
-    client_port: int
-    request_count: int
-    duration: int
-    entrypoint: str
-    host: bytes
-    length: int
-    method: bytes
-    origin_headers: Headers | None
-    req_headers: Headers | None
-    req_size: int
-    retries: int
-    router: str | None
-    scheme: bytes
-    service: str | None
-    size: int
-    start_ns: int
-    status: int
-    target: bytes
-    tls: tuple[str, str] | None
-    upstream: str
-    username: str
-    version: bytes
-
-
 class AccessLog:
     """One access log (there is one per process, shared by all entry points)."""
 
@@ -205,231 +198,79 @@ class AccessLog:
         self._header_names = {canonical_header(k): str(v).lower() for k, v in headers.names.items()}
         self._want_headers = self._header_default != "drop" or any(
             m != "drop" for m in self._header_names.values())
-        self._count = itertools.count(1)
-        self._flush_at = min(int(config.buffering_size) or FLUSH_LINES, MAX_PENDING)
-        self._pending: deque[tuple[Any, ...]] = deque()
-        self._wake = threading.Event()
+        self._count = 0
+        self._taken = 0  # entries handed over (loop thread)
+        self._done = 0  # entries formatted or dropped (worker thread)
+        self._inbox: deque[list[Entry]] = deque()
         self._reopen = False
-        self._closing = False
-        self._thread: threading.Thread | None = None
+        self._started = False
         self._file: IO[str] | None = None
         self.dropped = 0
         self.written = 0
         self._clock = _Clock()
         self._end_clock = _Clock()
-        self._quote_cache: dict[str, str] = {"-": '"-"'}
+        self._quote_cache: dict[str, str] = {}
+        self._parts_cache: dict[tuple[Any, ...], tuple[str, str]] = {}
         self._clf_mode = self.format != "json"
         self._generic = self.format == "genericCLF"
+        self._referer_mode = self._header_names.get("Referer", self._header_default)
+        self._ua_mode = self._header_names.get("User-Agent", self._header_default)
+        self._clf_headers_shown = self._referer_mode != "drop" or self._ua_mode != "drop"
         #: routers with ``observability.accessLogs: false`` (set on each apply)
         self.muted: frozenset[str] = frozenset()
+        #: this consumer's bit in the entries (:meth:`Recording.register`)
+        self.bit = 1
+        self._lock = threading.Lock()
 
-    # ------------------------------------------------------------------ loop side (hot path)
+    @property
+    def clf_mode(self) -> bool:
+        """``common`` or ``genericCLF`` (not json)."""
+        return self._clf_mode
 
-    def record(self, tap: Tap) -> None:
-        """Recorder consumer: keep one finished exchange for the writer (formatted off the loop).
+    @property
+    def clf_headers(self) -> bool:
+        """The CLF line shows the Referer or the User-Agent (the entries then carry them)."""
+        return self._clf_mode and self._clf_headers_shown
 
-        Only a tuple of plain values is made here (no reference to the exchange, so it is freed by
-        reference counting right away); the writer thread formats it later."""
-        muted = self.muted
-        if muted and tap.ex.router in muted:
+    @property
+    def json_headers(self) -> bool:
+        """The json format logs headers (the entries then carry the header lists)."""
+        return not self._clf_mode and self._want_headers
+
+    # ------------------------------------------------------------------ loop side
+
+    def take(self, batch: list[Entry]) -> None:
+        """:class:`~ferryman.observability.recorder.BatchConsumer`: queue a batch for the worker,
+        or drop it when too many lines wait already (the loop never waits for the disk)."""
+        if self._taken - self._done + len(batch) > MAX_PENDING:
+            self.dropped += len(batch)
             return
-        if self._filtered and not self._keep(tap):
-            return
-        pending = self._pending
-        if len(pending) >= MAX_PENDING:
-            self.dropped += 1
-            return
-        ex = tap.ex
-        if self._clf_mode:
-            # Only what the line shows (referer/user-agent only when fields.headers keeps them).
-            referer = ua = "-"
-            if self._want_headers:
-                for name, value in ex.headers:
-                    if name == b"referer" and referer == "-":
-                        referer = self._header_value("Referer", value)
-                    elif name == b"user-agent" and ua == "-":
-                        ua = self._header_value("User-Agent", value)
-            duration = tap.duration_ns
-            pending.append((ex.conn.client_ip, tap.username, next(self._count), time_ns() - duration, ex.method,
-                            tap.target, ex.version, tap.status, tap.size, referer, ua, ex.router, tap.upstream,
-                            duration))
-        else:
-            conn = ex.conn
-            if self._want_headers:
-                ex.materialize_forwarded()  # Traefik logs the X-Forwarded-* it adds
-            pending.append(self._capture(tap, next(self._count), time_ns(), conn.tls_info() if conn.tls else None))
-        if len(pending) == self._flush_at:
-            self._wake.set()  # a burst: write it now rather than at the next tick
+        self._taken += len(batch)
+        self._inbox.append(batch)
 
-    def _capture(self, tap: Tap, count: int, end_ns: int, tls: tuple[str, str] | None) -> tuple[Any, ...]:
-        """A plain tuple in :class:`_Captured`'s field order: an exact tuple of atoms is untracked by
-        the cyclic GC at its first pass (a NamedTuple instance never is)."""
-        ex = tap.ex
-        conn = ex.conn
-        length = ex.body_length
-        keep = self._want_headers
-        return (conn.client_ip, conn.client_port, count, tap.duration_ns, conn.entrypoint, ex.authority,
-                tap.length, ex.method, tap.headers if keep else None, ex.headers if keep else None,
-                length if length > 0 else 0, tap.retries, ex.router, conn.scheme, ex.service, tap.size,
-                end_ns - tap.duration_ns, tap.status, tap.target, tls, tap.upstream, tap.username, ex.version)
-
-    def _keep(self, tap: Tap) -> bool:
-        status = tap.status
-        for lo, hi in self._ranges:
-            if lo <= status <= hi:
-                return True
-        if self._retry_filter and tap.retries > 0:
-            return True
-        return self._min_duration_ns > 0 and tap.duration_ns > self._min_duration_ns
-
-    # ------------------------------------------------------------------ formatting (writer thread)
-
-    def format_line(self, entry: tuple[Any, ...]) -> str:
-        """One line from what :meth:`record` kept."""
-        if self._clf_mode:
-            return self._clf(entry)
-        return self._json(_Captured._make(entry))
-
-    def _clf(self, entry: tuple[Any, ...]) -> str:
-        (client_ip, username, count, start_ns, method, target, version, status, size, referer, ua, router,
-         upstream, duration) = entry
-        quoted = self._quoted
-        line = (f"{client_ip} - {username or '-'} [{self._clock.clf(start_ns)}] "
-                f"\"{method.decode('latin-1')} {target.decode('latin-1')} {_protocol(version)}\" "
-                f"{status} {size} {quoted(referer)} {quoted(ua)}")
-        if self._generic:
-            return line
-        return f"{line} {count} {quoted(router or '-')} {quoted(upstream or '-')} {duration // 1_000_000}ms"
-
-    def _quoted(self, value: str) -> str:
-        """:func:`_quote` with a bounded cache (router names, server URLs, common User-Agents repeat)."""
-        cache = self._quote_cache
-        out = cache.get(value)
-        if out is None:
-            if len(cache) >= 4096:
-                cache.clear()
-            out = cache[value] = _quote(value)
-        return out
-
-    def _json(self, c: _Captured) -> str:
-        clock = self._clock
-        host, port = _split_host_port(c.host.decode("latin-1"))
-        ip = c.client_ip
-        client_addr = f"[{ip}]:{c.client_port}" if ":" in ip else f"{ip}:{c.client_port}"
-        served = c.service is not None
-        upstream = c.upstream
-        service_addr = upstream.split("://", 1)[-1].split("/", 1)[0] if upstream else ""
-        fields: dict[str, Any] = {
-            "ClientAddr": client_addr,
-            "ClientHost": ip,
-            "ClientPort": str(c.client_port),
-            "ClientUsername": c.username or "-",
-            "DownstreamContentSize": c.size,
-            "DownstreamStatus": c.status,
-            "Duration": c.duration,
-            "OriginContentSize": c.size if served else 0,
-            "OriginDuration": c.duration if served else 0,
-            "OriginStatus": c.status if served else 0,
-            "Overhead": 0 if served else c.duration,
-            "RequestAddr": c.host.decode("latin-1"),
-            "RequestContentSize": c.req_size,
-            "RequestCount": c.request_count,
-            "RequestHost": host,
-            "RequestMethod": c.method.decode("latin-1"),
-            "RequestPath": c.target.decode("latin-1"),
-            "RequestPort": port or "-",
-            "RequestProtocol": _protocol(c.version),
-            "RequestScheme": c.scheme.decode(),
-            "RetryAttempts": c.retries,
-            "StartLocal": clock.rfc3339nano(c.start_ns, False),
-            "StartUTC": clock.rfc3339nano(c.start_ns, True),
-            "entryPointName": c.entrypoint,
-        }
-        if c.router is not None:
-            fields["RouterName"] = c.router
-        if served:
-            fields["ServiceName"] = c.service
-        if upstream:
-            fields["ServiceURL"] = upstream
-            fields["ServiceAddr"] = service_addr
-        if c.tls is not None:
-            fields["TLSVersion"], fields["TLSCipher"] = c.tls
-        origin_size = fields["OriginContentSize"]
-        if origin_size != c.size and c.size:
-            ratio = origin_size / c.size
-            fields["GzipRatio"] = int(ratio) if ratio.is_integer() else ratio
-        names = self._names
-        if names or not self._default_keep:
-            default = self._default_keep
-            fields = {k: v for k, v in fields.items() if names.get(k, "keep" if default else "drop") != "drop"}
-        if self._want_headers:
-            request = c.req_headers
-            if c.req_size > 0 and request is not None:
-                request = [*request, (b"content-length", b"%d" % c.req_size)]  # framing, kept by Go
-            self._headers(fields, "request_", request)
-            response = c.origin_headers
-            if not served:
-                # Answered by ferryman itself: Go adds Date and Content-Length only when writing,
-                # after the access log copied the header map; there is no origin response.
-                response = [(n, v) for n, v in response or () if n.lower() not in (b"date", b"content-length")]
-            else:
-                if c.length >= 0 and response is not None and c.status not in (204, 304):
-                    # the sink adds the framing header; Traefik logs the Content-Length it sends
-                    response = [*response, (b"content-length", b"%d" % c.length)]
-                self._headers(fields, "origin_", response)
-            self._headers(fields, "downstream_", response)
-        fields["level"] = "info"
-        fields["msg"] = ""
-        fields["time"] = self._end_clock.rfc3339(c.start_ns + c.duration)  # when logged: the end
-        return json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-    def _header_value(self, name: str, value: bytes) -> str:
-        mode = self._header_names.get(name, self._header_default)
-        if mode == "drop":
-            return "-"
-        return _REDACTED if mode == "redact" else value.decode("latin-1")
-
-    def _headers(self, fields: dict[str, Any], prefix: str, headers: Headers | None) -> None:
-        default = self._header_default
-        modes = self._header_names
-        for raw, value in headers or ():
-            name = canonical_header(raw)
-            mode = modes.get(name, default)
-            if mode == "drop":
-                continue
-            key = prefix + name
-            if key in fields:
-                continue  # Go's Header.Get: the first value
-            fields[key] = _REDACTED if mode == "redact" else value.decode("latin-1")
-
-    # ------------------------------------------------------------------ writer thread
+    # ------------------------------------------------------------------ worker thread
 
     def start(self) -> None:
-        if self._thread is None:
+        if not self._started:
+            self._started = True
             self._open()
-            self._thread = threading.Thread(target=self._run, name="accesslog-writer", daemon=True)
-            self._thread.start()
 
     def reopen(self) -> None:
-        """Log rotation (SIGUSR1): the writer reopens ``filePath`` before its next write."""
+        """Log rotation (SIGUSR1): the worker reopens ``filePath`` before its next write."""
         self._reopen = True
-        self._wake.set()
 
     def close(self) -> None:
-        """Write what is pending and stop the writer."""
-        self._closing = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-            self._thread = None
+        """Write what is waiting and close the file (after the recording handed everything over)."""
+        self.work()
         if self._file is not None and self._file is not sys.stdout:
             with contextlib.suppress(OSError):
                 self._file.close()
         self._file = None
+        self._started = False
 
     def flush_now(self) -> None:
-        """Format and write everything pending in the caller's thread (tests, shutdown)."""
-        self._drain()
+        """Format and write everything queued, in the caller's thread (tests, shutdown)."""
+        self.work()
 
     def _open(self) -> None:
         if not self.path:
@@ -444,12 +285,9 @@ class AccessLog:
             log.error("cannot open access log", extra={"fields": {"filePath": self.path, "error": str(exc)}})
             self._file = None
 
-    def _run(self) -> None:
-        while True:
-            # Wake on a timer, not per request: every wake-up of this thread costs the event loop
-            # a GIL hand-over (and a context switch when both share one core).
-            self._wake.wait(FLUSH_INTERVAL)
-            self._wake.clear()
+    def work(self) -> None:
+        """Formats and writes the queued batches (the recording's worker thread)."""
+        with self._lock:
             if self._reopen:
                 self._reopen = False
                 old = self._file
@@ -457,28 +295,22 @@ class AccessLog:
                 if old is not None and old is not sys.stdout and old is not self._file:
                     with contextlib.suppress(OSError):
                         old.close()
-            self._drain()
-            if self._closing:
-                self._drain()
-                return
-
-    _lock = threading.Lock()
-
-    def _drain(self) -> None:
-        with self._lock:
-            pending = self._pending
-            if not pending:
+            inbox = self._inbox
+            if not inbox:
                 return
             lines: list[str] = []
-            while pending:
-                try:
-                    entry = pending.popleft()
-                except IndexError:
-                    break
-                try:
-                    lines.append(self.format_line(entry))
-                except Exception:  # never let one odd request stop the log
-                    log.exception("access log: cannot format a line")
+            offset = wall_offset()
+            while inbox:
+                batch = inbox.popleft()
+                for chunk in chunks(batch):
+                    try:
+                        if self._clf_mode:
+                            self._clf_lines(chunk, offset, lines)
+                        else:
+                            self._json_lines(chunk, offset, lines)
+                    except Exception:  # never let one odd request stop the log
+                        log.exception("access log: cannot format a batch")
+                self._done += len(batch)
             out = self._file
             if out is None or not lines:
                 return
@@ -488,6 +320,201 @@ class AccessLog:
                 self.written += len(lines)
             except OSError as exc:
                 log.error("cannot write access log", extra={"fields": {"filePath": self.path, "error": str(exc)}})
+
+    def _keep(self, e: Entry) -> bool:
+        """``filters``: a status in ``statusCodes``, retried, or slower than ``minDuration``."""
+        status = e[E_LINE][L_STATUS]
+        for lo, hi in self._ranges:
+            if lo <= status <= hi:
+                return True
+        if self._retry_filter and e[E_RETRIES] > 0:
+            return True
+        return self._min_duration_ns > 0 and e[E_DURATION] > self._min_duration_ns
+
+    # ------------------------------------------------------------------ formatting (worker thread)
+
+    def format_line(self, entry: Entry) -> str:
+        """One line (tests): what :meth:`work` writes for this entry."""
+        lines: list[str] = []
+        (self._clf_lines if self._clf_mode else self._json_lines)([entry], wall_offset(), lines)
+        return lines[0] if lines else ""
+
+    def _clf_lines(self, batch: list[Entry], offset: int, lines: list[str]) -> None:
+        """CLF lines of a batch, in one loop. What repeats from one request to the next is
+        formatted once: the middle of the line (request line, status, size, Referer, User-Agent;
+        router and server) is cached under one slice of the entry, and consecutive requests with
+        the same slice (a busy route) skip even the look-up; the timestamp changes once a second."""
+        bit = self.bit
+        muted = self.muted
+        filtered = self._filtered
+        generic = self._generic
+        parts = self._parts_cache
+        clock = self._clock
+        count = self._count
+        append = lines.append
+        low = high = 0  # the second being formatted, as [low, high) in E_START's clock
+        stamp = ""
+        key: tuple[Any, ...] | None = None
+        part = ("", "")
+        for e in batch:
+            # layout: recorder.E_* (0 mask, 1 labels (router: 4), 2 the line's middle, 5 start,
+            # 6 duration, 8 client ip, 10 user)
+            if not e[0] & bit:
+                continue
+            count += 1  # RequestCount: every request this log sees, written or not
+            if (muted and e[1][4] in muted) or (filtered and not self._keep(e)):
+                continue
+            start = e[5]
+            if not low <= start < high:
+                wall = start + offset
+                low = start - wall % 1_000_000_000
+                high = low + 1_000_000_000
+                stamp = clock.clf(wall)
+            middle = e[2]
+            if middle != key:
+                key = middle
+                found = parts.get(middle)
+                part = found if found is not None else self._parts(middle)
+            if generic:
+                append(f"{e[8]} - {e[10]} [{stamp}] {part[0]}")
+            else:
+                ms = e[6] // 1_000_000
+                append(f"{e[8]} - {e[10]} [{stamp}] {part[0]} {count} {part[1]} {_MS[ms] if ms < 1000 else ms}ms")
+        self._count = count
+
+    def _parts(self, key: tuple[Any, ...]) -> tuple[str, str]:
+        """``('"GET /a HTTP/1.1" 200 31 "referer" "ua"', '"router" "server"')`` for
+        ``entry[E_LINE]`` (a bounded cache: targets can be endless)."""
+        router, method, target, version, status, size, upstream, referer, ua = key
+        line = (f'"{method.decode("latin-1")} {target.decode("latin-1")} {_protocol(version)}" {status} {size} '
+                f"{self._header_shown(self._referer_mode, referer)} {self._header_shown(self._ua_mode, ua)}")
+        part = (line, f'{self._quoted(router or "-")} {self._quoted(upstream or "-")}')
+        parts = self._parts_cache
+        if len(parts) >= 4096:
+            parts.clear()
+        parts[key] = part
+        return part
+
+    def _header_shown(self, mode: str, value: bytes | None) -> str:
+        """A Referer / User-Agent as the CLF line shows it (``fields.headers`` modes)."""
+        if value is None or mode == "drop":
+            return '"-"'
+        return '"REDACTED"' if mode == "redact" else self._quoted(value.decode("latin-1"))
+
+    def _quoted(self, value: str) -> str:
+        """:func:`_quote` with a bounded cache (router names, server URLs, User-Agents repeat)."""
+        cache = self._quote_cache
+        out = cache.get(value)
+        if out is None:
+            if len(cache) >= 4096:
+                cache.clear()
+            out = cache[value] = _quote(value)
+        return out
+
+    def _json_lines(self, batch: list[Entry], offset: int, lines: list[str]) -> None:
+        bit = self.bit
+        muted = self.muted
+        filtered = self._filtered
+        for e in batch:
+            if not e[0] & bit:
+                continue
+            self._count += 1
+            if (muted and e[E_LABELS][K_ROUTER] in muted) or (filtered and not self._keep(e)):
+                continue
+            lines.append(self._json(e, self._count, offset))
+
+    def _json(self, e: Entry, count: int, offset: int) -> str:
+        clock = self._clock
+        authority, scheme, length, origin_headers, req_headers = e[E_EXTRA]
+        host, port = _split_host_port(authority.decode("latin-1"))
+        ip = e[E_CLIENT_IP]
+        client_port = e[E_CLIENT_PORT]
+        client_addr = f"[{ip}]:{client_port}" if ":" in ip else f"{ip}:{client_port}"
+        ep, router, service = entry_names(e)
+        served = service is not None
+        line = e[E_LINE]
+        upstream = line[L_UPSTREAM]
+        service_addr = upstream.split("://", 1)[-1].split("/", 1)[0] if upstream else ""
+        status = line[L_STATUS]
+        size = e[E_SIZE]
+        duration = e[E_DURATION]
+        start_ns = e[E_START] + offset
+        fields: dict[str, Any] = {
+            "ClientAddr": client_addr,
+            "ClientHost": ip,
+            "ClientPort": str(client_port),
+            "ClientUsername": e[E_USER],
+            "DownstreamContentSize": size,
+            "DownstreamStatus": status,
+            "Duration": duration,
+            "OriginContentSize": size if served else 0,
+            "OriginDuration": duration if served else 0,
+            "OriginStatus": status if served else 0,
+            "Overhead": 0 if served else duration,
+            "RequestAddr": authority.decode("latin-1"),
+            "RequestContentSize": e[E_REQ_SIZE],
+            "RequestCount": count,
+            "RequestHost": host,
+            "RequestMethod": line[L_METHOD].decode("latin-1"),
+            "RequestPath": line[L_TARGET].decode("latin-1"),
+            "RequestPort": port or "-",
+            "RequestProtocol": _protocol(line[L_VERSION]),
+            "RequestScheme": scheme.decode(),
+            "RetryAttempts": e[E_RETRIES],
+            "StartLocal": clock.rfc3339nano(start_ns, False),
+            "StartUTC": clock.rfc3339nano(start_ns, True),
+            "entryPointName": ep,
+        }
+        if router is not None:
+            fields["RouterName"] = router
+        if served:
+            fields["ServiceName"] = service
+        if upstream:
+            fields["ServiceURL"] = upstream
+            fields["ServiceAddr"] = service_addr
+        if e[E_TLS] is not None:
+            fields["TLSVersion"], fields["TLSCipher"] = e[E_TLS]
+        origin_size = fields["OriginContentSize"]
+        if origin_size != size and size:
+            ratio = origin_size / size
+            fields["GzipRatio"] = int(ratio) if ratio.is_integer() else ratio
+        names = self._names
+        if names or not self._default_keep:
+            default = self._default_keep
+            fields = {k: v for k, v in fields.items() if names.get(k, "keep" if default else "drop") != "drop"}
+        if self._want_headers:
+            request = req_headers
+            if e[E_REQ_SIZE] > 0 and request is not None:
+                request = [*request, (b"content-length", b"%d" % e[E_REQ_SIZE])]  # framing, kept by Go
+            self._headers(fields, "request_", request)
+            response = origin_headers
+            if not served:
+                # Answered by ferryman itself: Go adds Date and Content-Length only when writing,
+                # after the access log copied the header map; there is no origin response.
+                response = [(n, v) for n, v in response or () if n.lower() not in (b"date", b"content-length")]
+            else:
+                if length >= 0 and response is not None and status not in (204, 304):
+                    # the sink adds the framing header; Traefik logs the Content-Length it sends
+                    response = [*response, (b"content-length", b"%d" % length)]
+                self._headers(fields, "origin_", response)
+            self._headers(fields, "downstream_", response)
+        fields["level"] = "info"
+        fields["msg"] = ""
+        fields["time"] = self._end_clock.rfc3339(start_ns + duration)  # when logged: the end
+        return json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    def _headers(self, fields: dict[str, Any], prefix: str, headers: Headers | None) -> None:
+        default = self._header_default
+        modes = self._header_names
+        for raw, value in headers or ():
+            name = canonical_header(raw)
+            mode = modes.get(name, default)
+            if mode == "drop":
+                continue
+            key = prefix + name
+            if key in fields:
+                continue  # Go's Header.Get: the first value
+            fields[key] = _REDACTED if mode == "redact" else value.decode("latin-1")
 
 
 _PROTOCOLS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0", b"2": "HTTP/2.0", b"3": "HTTP/3.0"}

@@ -1,10 +1,11 @@
 """Prometheus metrics with Traefik's names, types and labels (``metrics.prometheus``).
 
-Hot path: :meth:`Metrics.record` is a :mod:`~ferryman.observability.recorder` consumer. It adds
-one finished exchange to plain per-label-tuple slots (a list per ``(method, code, protocol)`` in a
-table per entry point / router / service) -- no ``prometheus_client`` object is touched per
-request. :class:`TraefikCollector` turns the slots into metric families at scrape time, and
-:class:`PrometheusService` (``prometheus@internal``) serves them in the text format.
+Off the hot path: :class:`Metrics` is a :mod:`~ferryman.observability.recorder` batch consumer.
+The worker thread adds each batch of finished exchanges to plain per-label-tuple slots (a list per
+``(entrypoint, service, protocol, code, router, method)``) -- no ``prometheus_client`` object is
+touched per request. :class:`TraefikCollector` first adds whatever finished up to the scrape, then
+turns the slots into metric families, and :class:`PrometheusService` (``prometheus@internal``)
+serves them in the text format.
 
 Families (as Traefik 3.7 exposes them; ``traefik_`` prefix):
 
@@ -20,14 +21,16 @@ Families (as Traefik 3.7 exposes them; ``traefik_`` prefix):
   ``service_retries_total{service}`` and ``service_server_up{service,url}``.
 
 Other parts report through the registry: :meth:`Metrics.config_reloaded` (the watcher/app after
-each apply), :meth:`Metrics.set_server_up` (health checks). ``live_rates()`` gives request counts
+each apply), :meth:`Metrics.set_server_up` (health checks). ``request_counts()`` gives request counts
 per router/service/entry point for the dashboard.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -35,34 +38,36 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ferryman.http.exchange import X_WEBSOCKET
+from ferryman.observability.recorder import (
+    E_HEADER_LABELS,
+    E_LABELS,
+    E_RETRIES,
+    E_TLS,
+    K_CODE,
+    K_METHOD,
+    K_PROTO,
+    chunks,
+    entry_names,
+)
 
 if TYPE_CHECKING:
-    from ferryman.http.exchange import Exchange, Headers
-    from ferryman.observability.recorder import Tap
+    from ferryman.http.exchange import Exchange
+    from ferryman.observability.recorder import Entry
 
 __all__ = ["DEFAULT_BUCKETS", "Metrics", "PrometheusService", "TraefikCollector"]
 
 DEFAULT_BUCKETS = (0.1, 0.3, 1.2, 5.0)
 
-#: A slot: ``[count, request bytes, response bytes, duration sum, bucket0, ..., bucketN, +Inf]``
+#: A slot: ``[count, request bytes, response bytes, duration sum (ns), bucket0, ..., bucketN, +Inf]``
 #: (bucket counts are per bucket, made cumulative at scrape time).
 Slot = list[Any]
 #: ``(method, code, protocol)`` -> slot
 Table = dict[tuple[bytes, int, str], Slot]
 
-_GRPC = b"application/grpc"
 
 
-def _grpc_status(headers: Headers | None, trailers: Headers | None) -> int:
-    for source in (trailers, headers):
-        for name, value in source or ():
-            if name.lower() == b"grpc-status":
-                try:
-                    return int(value)
-                except ValueError:
-                    return 2  # UNKNOWN
-    return 0
+def _nothing() -> None:
+    pass
 
 
 class Metrics:
@@ -72,14 +77,17 @@ class Metrics:
                  routers: bool = False, services: bool = True,
                  header_labels: Mapping[str, str] | None = None) -> None:
         self.buckets = tuple(sorted(float(b) for b in buckets))
+        #: the bucket bounds in nanoseconds (durations are kept as integer nanoseconds)
+        self._bounds_ns = tuple(round(b * 1e9) for b in self.buckets)
         self._width = 4 + len(self.buckets) + 1
         self.entry_points_on = entry_points
         self.routers_on = routers
         self.services_on = services
         #: label name -> lower-case request header (``headerLabels``), on ``*_requests_total`` only
         self.header_labels = tuple((label, header.lower().encode()) for label, header in (header_labels or {}).items())
-        #: ``(entrypoint, router, service, method, code, protocol)`` -> slot
-        self.slots: dict[tuple[str, str | None, str | None, bytes, int, str], Slot] = {}
+        #: ``(entrypoint, service, protocol, code, router, method)`` -> slot (the order of the
+        #: recording's entries: one slice of each)
+        self.slots: dict[tuple[str, str | None, str, int, str | None, bytes], Slot] = {}
         #: ``(kind, name, method, code, protocol, *header values)`` -> count (with headerLabels)
         self.labelled: dict[tuple[Any, ...], int] = {}
         #: ``(kind, name, tls_version, tls_cipher)`` -> count
@@ -92,6 +100,13 @@ class Metrics:
         self.router_services: dict[str, str] = {}
         self.reloads = 0
         self.last_reload_success = 0.0
+        #: this consumer's bit in the entries (:meth:`Recording.register`)
+        self.bit = 1
+        #: hands the recording's pending entries to the consumers (set by whoever wires it)
+        self.flush: Callable[[], None] = _nothing
+        self._inbox: deque[list[Entry]] = deque()
+        #: held while batches are added and while a scrape reads
+        self.lock = threading.Lock()
         #: ``() -> [(entrypoint, protocol, count)]`` and ``() -> [(cn, serial, sans, not_after)]``
         self.open_connections: Callable[[], Iterable[tuple[str, str, int]]] = list
         self.certificates: Callable[[], Iterable[tuple[str, str, str, float]]] = list
@@ -111,55 +126,103 @@ class Metrics:
         """Router -> service names of the configuration being served (router metrics' labels)."""
         self.router_services = dict(router_services)
 
-    # ------------------------------------------------------------------ hot path
+    # ------------------------------------------------------------------ recording (batches)
 
-    def record(self, tap: Tap) -> None:
-        """Recorder consumer: add one finished exchange to its slot (one dict lookup; the entry
-        point, router and service families are sums over slots, made at scrape time)."""
-        ex = tap.ex
+    def take(self, batch: list[Entry]) -> None:
+        """:class:`~ferryman.observability.recorder.BatchConsumer`: keep the batch for :meth:`work`."""
+        self._inbox.append(batch)
+
+    def work(self) -> None:
+        """Adds the waiting batches to the slots (the worker thread, or a reader after
+        :meth:`sync`)."""
+        with self.lock:
+            inbox = self._inbox
+            while inbox:
+                for chunk in chunks(inbox.popleft()):
+                    self._add(chunk)
+
+    def sync(self) -> None:
+        """Everything finished up to now is in the slots (event loop thread: a scrape, the
+        dashboard)."""
+        self.flush()
+        self.work()
+
+    def _add(self, batch: list[Entry]) -> None:
+        """One tight loop per batch. Consecutive requests with the same labels (the common case:
+        a busy router) are summed in local variables and added to their slot once per run; a new
+        label set costs one slice and one dictionary look-up (the entry point, router and service
+        families are sums over slots, made at scrape time)."""
+        bit = self.bit
         muted = self.muted
-        if muted and ex.router in muted:
-            return
-        status = tap.status
-        # Traefik's protocol label: websocket, grpc, grpc-web, sse or http
-        if ex.flags & X_WEBSOCKET:
-            proto = "websocket"
-        else:
-            proto = "http"
-            for name, value in ex.headers:
-                if name == b"content-type":
-                    if value[:16] == _GRPC:
-                        proto = "grpc-web" if value[16:20] == b"-web" else "grpc"
-                        status = _grpc_status(tap.headers, tap.trailers)
-                        break
-                elif name == b"accept" and b"text/event-stream" in value:
-                    proto = "sse"
-                    break
-        service = ex.service
-        key = (ex.conn.entrypoint, ex.router, service, ex.method, status, proto)
-        slot = self.slots.get(key)
-        if slot is None:
-            slot = self.slots[key] = [0] * self._width
-            slot[3] = 0.0
-        seconds = tap.duration_ns * 1e-9
-        length = ex.body_length
-        slot[0] += 1
-        if length > 0:
-            slot[1] += length
-        slot[2] += tap.size
-        slot[3] += seconds
-        slot[4 + bisect_left(self.buckets, seconds)] += 1
-        if tap.retries and service is not None:
-            self.retries[service] = self.retries.get(service, 0) + tap.retries
-        if self.header_labels:
-            self._labelled(ex, (ex.method, status, proto))
-        if ex.conn.tls:
-            self._tls(ex)
+        slots = self.slots
+        width = self._width
+        bounds = self._bounds_ns
+        first = bounds[0] if bounds else -1
+        rare = bool(self.header_labels)
+        key: tuple[Any, ...] | None = None
+        slot: Slot = []
+        count = req = resp = total = fast = 0
+        for e in batch:
+            # layout: recorder.E_* (0 mask, 1 labels (router: 4), 3 size, 4 request size,
+            # 6 duration, 7 retries, 11 tls)
+            if not e[0] & bit or (muted and e[1][4] in muted):
+                continue
+            labels = e[1]  # (entrypoint, service, protocol, code, router, method)
+            if labels != key:
+                if count:
+                    slot[0] += count
+                    slot[1] += req
+                    slot[2] += resp
+                    slot[3] += total
+                    slot[4] += fast
+                key = labels
+                slot = slots.get(key)  # type: ignore[assignment]
+                if slot is None:
+                    slot = slots[key] = [0] * width
+                count = req = resp = total = fast = 0
+            ns = e[6]
+            count += 1
+            req += e[4]
+            resp += e[3]
+            total += ns
+            if ns <= first:  # most requests: no search
+                fast += 1
+            else:
+                slot[4 + bisect_left(bounds, ns)] += 1
+            if e[7] or e[11] is not None or rare:
+                self._add_rare(e)
+        if count:
+            slot[0] += count
+            slot[1] += req
+            slot[2] += resp
+            slot[3] += total
+            slot[4] += fast
+
+    def _add_rare(self, e: Entry) -> None:
+        """Retries, TLS and ``headerLabels`` counters."""
+        ep, router, service = entry_names(e)
+        retries = e[E_RETRIES]
+        if retries and service is not None:
+            self.retries[service] = self.retries.get(service, 0) + retries
+        levels = self._levels(ep, router, service)
+        labels = e[E_HEADER_LABELS]
+        if labels is not None:
+            key = e[E_LABELS]
+            sub = (key[K_METHOD], key[K_CODE], key[K_PROTO])
+            for kind, name in levels:
+                k = (kind, name, *sub, *labels)
+                self.labelled[k] = self.labelled.get(k, 0) + 1
+        tls = e[E_TLS]
+        if tls is not None:
+            version, cipher = tls
+            for kind, name in levels:
+                k = (kind, name, version, cipher)
+                self.tls[k] = self.tls.get(k, 0) + 1
 
     def tables(self) -> tuple[dict[str, Table], dict[str, Table], dict[str, Table]]:
         """Per entry point, router and service: ``(method, code, protocol) -> summed slot``."""
         levels: tuple[dict[str, Table], dict[str, Table], dict[str, Table]] = ({}, {}, {})
-        for (ep, router, service, method, code, proto), slot in list(self.slots.items()):
+        for (ep, service, proto, code, router, method), slot in list(self.slots.items()):
             sub = (method, code, proto)
             for tables, name in zip(levels, (ep, router, service), strict=True):
                 if name is None:
@@ -175,28 +238,16 @@ class Metrics:
                         total[i] += v
         return levels
 
-    def _levels(self, ex: Exchange) -> list[tuple[str, str]]:
+    def _levels(self, ep: str, router: str | None, service: str | None) -> list[tuple[str, str]]:
         """``(kind, name)`` of the entry point / router / service levels this request counts in."""
         names = []
         if self.entry_points_on:
-            names.append(("entrypoint", ex.conn.entrypoint))
-        if self.routers_on and ex.router is not None:
-            names.append(("router", ex.router))
-        if self.services_on and ex.service is not None:
-            names.append(("service", ex.service))
+            names.append(("entrypoint", ep))
+        if self.routers_on and router is not None:
+            names.append(("router", router))
+        if self.services_on and service is not None:
+            names.append(("service", service))
         return names
-
-    def _labelled(self, ex: Exchange, key: tuple[bytes, int, str]) -> None:
-        values = tuple((ex.header(h) or b"").decode("latin-1") for _, h in self.header_labels)
-        for kind, name in self._levels(ex):
-            k = (kind, name, *key, *values)
-            self.labelled[k] = self.labelled.get(k, 0) + 1
-
-    def _tls(self, ex: Exchange) -> None:
-        version, cipher = ex.conn.tls_info()
-        for kind, name in self._levels(ex):
-            k = (kind, name, version, cipher)
-            self.tls[k] = self.tls.get(k, 0) + 1
 
     # ------------------------------------------------------------------ for the dashboard
 
@@ -204,7 +255,8 @@ class Metrics:
         """Requests so far per ``entrypoint`` / ``router`` / ``service`` name (sample it twice for a
         rate). Entry-point counts include requests no router matched."""
         counts: dict[str, dict[str, int]] = {"entrypoint": {}, "router": {}, "service": {}}
-        for (ep, router, service, *_), slot in list(self.slots.items()):
+        self.sync()
+        for (ep, service, _, _, router, _), slot in list(self.slots.items()):
             for kind, name in (("entrypoint", ep), ("router", router), ("service", service)):
                 if name is not None:
                     counts[kind][name] = counts[kind].get(name, 0) + slot[0]
@@ -229,6 +281,8 @@ class TraefikCollector(Collector):
 
     def __init__(self, metrics: Metrics) -> None:
         self.m = metrics
+        self._labelled: dict[tuple[Any, ...], int] = {}
+        self._tls: dict[tuple[str, str, str, str], int] = {}
 
     def collect(self) -> Iterator[Metric]:
         m = self.m
@@ -248,7 +302,12 @@ class TraefikCollector(Collector):
             for cn, serial, sans, not_after in certs:
                 family.add_metric((cn, serial, sans), not_after)
             yield family
-        eps, routers, services = m.tables()
+        m.sync()
+        with m.lock:
+            eps, routers, services = m.tables()
+            retries_now = dict(m.retries)
+            self._labelled = dict(m.labelled)
+            self._tls = dict(m.tls)
         if m.entry_points_on:
             yield from self._level("entrypoint", ("entrypoint",), {n: ((n,), t) for n, t in eps.items()})
         if m.routers_on:
@@ -256,10 +315,10 @@ class TraefikCollector(Collector):
                                    {n: ((n, m.router_services.get(n, "")), t) for n, t in routers.items()})
         if m.services_on:
             yield from self._level("service", ("service",), {n: ((n,), t) for n, t in services.items()})
-            if m.retries:
+            if retries_now:
                 retries = CounterMetricFamily("traefik_service_retries_total",
                                               "How many request retries happened on a service.", labels=("service",))
-                for name, count in sorted(m.retries.items()):
+                for name, count in sorted(retries_now.items()):
                     retries.add_metric((name,), count)
                 yield retries
             if m.server_up:
@@ -305,9 +364,9 @@ class TraefikCollector(Collector):
                 for bound, count in zip(bounds, slot[4:], strict=True):
                     running += count
                     buckets.append((bound, running))
-                duration.add_metric(values, buckets, slot[3])
+                duration.add_metric(values, buckets, slot[3] * 1e-9)
         if extra:
-            for key, count in sorted(m.labelled.items()):
+            for key, count in sorted(self._labelled.items()):
                 if key[0] == kind:
                     _, name, method, code, proto, *header_values = key
                     label_values = tables[name][0] if name in tables else (name,)
@@ -318,7 +377,7 @@ class TraefikCollector(Collector):
             yield req_bytes
             yield requests
             yield resp_bytes
-        tls_rows = [(k, c) for k, c in sorted(m.tls.items()) if k[0] == kind]
+        tls_rows = [(k, c) for k, c in sorted(self._tls.items()) if k[0] == kind]
         if tls_rows:
             tls = CounterMetricFamily(f"{prefix}_requests_tls_total",
                                       f"How many HTTP requests with TLS processed {on}, partitioned by TLS "

@@ -2,136 +2,380 @@
 
 Contract (others may code against it):
 
-* ``EntryPoint.observer`` is ``None`` when neither metrics nor access logs are configured for that
-  entry point: the connections then pay one attribute test per request and nothing else.
+* ``EntryPoint.observer`` is ``None`` when nothing records requests on that entry point (neither
+  metrics, nor access logs, nor a watching dashboard): connections then pay one attribute test per
+  request and nothing else.
 * Otherwise it is an :class:`Observer`. Connections call ``observer.begin(ex)`` once per request,
   right after building the :class:`~ferryman.http.exchange.Exchange` and before routing (HTTP/1.1,
-  HTTP/2 -- and HTTP/3 later -- the same way). ``begin`` wraps ``ex.sink`` in a :class:`Tap`, the
-  innermost sink, so it sees the status, headers and body bytes the client really gets.
-* When the response ends (``send_end``), fails (``abort``) or the client goes away
-  (``Tap.lost()``, called by the connection's "client gone" path), the tap calls every consumer
-  once with the finished tap: ``consumer(tap)``. ``tap.ex`` carries ``router``/``service``/
-  ``conn.entrypoint``; ``tap.status``, ``tap.size`` (response body bytes), ``tap.duration_ns``,
-  ``tap.headers`` (response head) and ``tap.retries`` are filled in.
-* Requests served by ``*@internal`` routers (API, ping, metrics, dashboard) are skipped unless
-  the consumer asked for internals (``metrics.addInternals`` / ``accessLog.addInternals``).
+  HTTP/2 and HTTP/3 the same way). The client connection -- the innermost response sink, so it sees
+  what the client really gets -- keeps ``ex.status`` and counts ``ex.sent`` (response body bytes)
+  for every exchange; while ``ex.obs`` is set it also keeps ``ex.resp_headers``/``ex.resp_length``
+  from the head, and it calls ``ex.obs.finish(ex, trailers)`` when the response ends. An aborted
+  exchange or a client gone before the end goes through :func:`lost` (Traefik's 499 when no
+  status was sent).
+* Others fill in what only they know, guarded by ``ex.obs is not None``: the forwarder
+  ``ex.obs_upstream``, basicAuth/digestAuth/forwardAuth ``ex.obs_user``, retry ``ex.obs_retries``.
+* ``finish`` copies the facts into one tuple of plain values (layout ``E_*``)
+  appended to the process-wide :class:`Recording`; nothing else happens per request. Every
+  :data:`TICK` seconds the event loop hands the collected tuples, as one batch, to each consumer
+  (:class:`BatchConsumer`: metrics, the access log, the dashboard's counter), which aggregates or
+  formats them later -- the metrics and access-log work runs in one worker thread, in tight loops
+  over batches, instead of per request on the loop. Readers that must see every finished request
+  (a Prometheus scrape, ``/api/traffic``) call :meth:`Recording.flush` and then process what is
+  waiting, on the spot.
+* Which consumers want an entry is a bit mask in the entry (``E_MASK``): requests served by
+  ``*@internal`` routers (API, ping, metrics, dashboard) only carry the bits of consumers that asked
+  for internals (``metrics.addInternals`` / ``accessLog.addInternals``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from time import perf_counter_ns, time_ns
-from typing import TYPE_CHECKING
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from time import perf_counter_ns
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from ferryman.http.exchange import X_WEBSOCKET
+from ferryman.observability.logs import get_logger
 
 if TYPE_CHECKING:
-    from ferryman.http.exchange import Exchange, Headers, ResponseSink
+    from ferryman.http.exchange import Exchange, Headers
 
-__all__ = ["Consumer", "Observer", "Tap", "lost"]
+__all__ = ["TICK", "BatchConsumer", "Entry", "Observer", "Recording", "lost", "wall_offset"]
 
-#: ``consumer(tap)``: called once per finished exchange.
-Consumer = Callable[["Tap"], None]
+log = get_logger("ferryman.recorder")
+
+#: How often (seconds) the loop hands the finished exchanges to the consumers.
+TICK: Final = 0.1
+def entry_names(e: Entry) -> tuple[str, str | None, str | None]:
+    """``(entry point, router, service)`` of an entry (for consumers off the hot loops)."""
+    labels = e[E_LABELS]
+    return labels[K_EP], labels[K_ROUTER], labels[K_SERVICE]
+
+
+#: Entries a consumer processes in the worker thread before it lets the event loop run: the loop
+#: waits for the GIL at most that long (~0.5 ms), not a whole switch interval (5 ms).
+CHUNK: Final = 512
+
+
+def chunks(batch: list[Entry]) -> Iterator[list[Entry]]:
+    """``batch`` in slices of :data:`CHUNK`; between two slices, in the worker thread, the GIL goes
+    to the event loop if it waits for it (``sleep(0)``)."""
+    if len(batch) <= CHUNK:
+        yield batch
+        return
+    worker = threading.current_thread() is not threading.main_thread()
+    for i in range(0, len(batch), CHUNK):
+        if i and worker:
+            time.sleep(0)
+        yield batch[i:i + CHUNK]
+
+#: One finished exchange, plain values only (see the ``E_*`` indexes).
+Entry = tuple[Any, ...]
+
+# ---- entry layout. Two nested tuples are ready-made keys for the consumers: ``E_LABELS`` the
+# metrics slot's labels, ``E_LINE`` the cached middle of a CLF line. The consumers' hot loops
+# index entries with these numbers literally (keep them in step).
+E_MASK: Final = 0  #: bits of the consumers that want it
+#: ``(entrypoint, service, protocol, code, router, method)`` (``K_*``): metrics labels; protocol
+#: is http, websocket, grpc, grpc-web or sse; code the HTTP status, or the gRPC status for gRPC
+E_LABELS: Final = 1
+#: ``(router, method, target, version, status, size, upstream, referer, ua)`` (``L_*``): the
+#: target as received, the response body bytes sent, the server URL ("" if none), the first
+#: Referer / User-Agent values (None when absent or not shown by the access log)
+E_LINE: Final = 2
+E_SIZE: Final = 3  #: response body bytes sent (also in E_LINE)
+E_REQ_SIZE: Final = 4  #: request body bytes (Content-Length; 0 when streamed)
+E_START: Final = 5  #: start, ``perf_counter_ns`` (see :func:`wall_offset`)
+E_DURATION: Final = 6  #: nanoseconds
+E_RETRIES: Final = 7
+E_CLIENT_IP: Final = 8
+E_CLIENT_PORT: Final = 9
+E_USER: Final = 10  #: ClientUsername ("-" if none)
+E_TLS: Final = 11  #: ``(version, cipher)`` on TLS connections, else None
+E_HEADER_LABELS: Final = 12  #: metrics ``headerLabels`` values (a tuple of str), or None
+#: json access log: ``(authority, scheme, response length, response headers, request headers)``
+#: (the header lists -- the only non-atomic values -- only when headers are logged), else None
+E_EXTRA: Final = 13
+# E_LABELS
+K_EP: Final = 0
+K_SERVICE: Final = 1
+K_PROTO: Final = 2
+K_CODE: Final = 3
+K_ROUTER: Final = 4
+K_METHOD: Final = 5
+# E_LINE
+L_ROUTER: Final = 0
+L_METHOD: Final = 1
+L_TARGET: Final = 2
+L_VERSION: Final = 3
+L_STATUS: Final = 4
+L_SIZE: Final = 5
+L_UPSTREAM: Final = 6
+L_REFERER: Final = 7
+L_UA: Final = 8
+
+#: ``E_EXTRA``
+Extra = tuple[bytes, bytes, int, "Headers | None", "Headers | None"]
+
+_GRPC: Final = b"application/grpc"
+_GRPC_WEB: Final = b"application/grpc-web"
+
+
+class BatchConsumer(Protocol):
+    """Takes the batches of finished exchanges (called on the event loop: keep it cheap)."""
+
+    def take(self, batch: list[Entry]) -> None: ...
+
+
+def is_sse(accept: bytes) -> bool:
+    """Traefik's SSE test: ``text/event-stream`` is one of the comma-separated Accept values
+    (trimmed, any case)."""
+    if accept.lower().find(b"text/event-stream") < 0:  # cheap refusal first
+        return False
+    return any(item.strip().lower() == b"text/event-stream" for item in accept.split(b","))
+
+
+def grpc_status(headers: Headers | None, trailers: Headers | None) -> int:
+    """The ``grpc-status`` of a gRPC response: trailers first, then the head (trailers-only)."""
+    for source in (trailers, headers):
+        for name, value in source or ():
+            if name.lower() == b"grpc-status":
+                try:
+                    return int(value)
+                except ValueError:
+                    return 2  # UNKNOWN
+    return 0
+
+
+class Recording:
+    """Process-wide: the finished exchanges of the current tick, and who takes them.
+
+    ``pending`` is only touched by the event loop thread (appended to per request, copied and
+    cleared at each tick), so the hot path takes no lock. Consumers that do their work in the
+    worker thread (metrics, access log) implement ``work()``; it is called there after each tick,
+    and by readers that need everything up to now (after :meth:`flush`)."""
+
+    def __init__(self) -> None:
+        self.pending: list[Entry] = []
+        #: names of the ``*@internal`` routers being served (kept up to date on each apply; the
+        #: same set object for ever, observers hold it)
+        self.internal_routers: set[str | None] = set()
+        #: bit -> consumer (bit = 1 << index)
+        self.consumers: list[BatchConsumer] = []
+        self._workers: list[Callable[[], None]] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = threading.Event()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def register(self, consumer: BatchConsumer, work: Callable[[], None] | None = None) -> int:
+        """Adds a consumer; returns its bit. ``work`` runs in the worker thread after each tick."""
+        self.consumers.append(consumer)
+        if work is not None:
+            self._workers.append(work)
+        return 1 << (len(self.consumers) - 1)
+
+    # ------------------------------------------------------------------ loop side
+
+    def flush(self) -> None:
+        """Hands what finished so far to every consumer (event loop thread only)."""
+        pending = self.pending
+        if not pending:
+            return
+        batch = pending.copy()
+        pending.clear()  # the same list: observers keep its bound ``append``
+        for consumer in self.consumers:
+            consumer.take(batch)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._loop is not None or not self.consumers:
+            return
+        self._loop = loop
+        self._handle = loop.call_later(TICK, self._tick)
+        if self._workers:
+            self._thread = threading.Thread(target=self._run, name="observability-writer", daemon=True)
+            self._thread.start()
+
+    def _tick(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        self._handle = loop.call_later(TICK, self._tick)
+        if self.pending:
+            self.flush()
+            self._wake.set()
+
+    def close(self) -> None:
+        """Hands over what is left and lets the worker finish it (shutdown)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._loop = None
+        self.flush()
+        self._closing = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        else:
+            self.work()
+
+    # ------------------------------------------------------------------ worker thread
+
+    def work(self) -> None:
+        """Every consumer's ``work()`` (the worker thread, or ``close``)."""
+        for work in self._workers:
+            try:
+                work()
+            except Exception:  # a consumer's bug must not stop the others or the thread
+                log.exception("observability worker failed")
+
+    def _run(self) -> None:
+        while True:
+            # Woken by the loop's tick, not per request: every wake-up of this thread costs the
+            # loop a GIL hand-over (and a context switch when both share one core).
+            self._wake.wait(1.0)
+            self._wake.clear()
+            self.work()
+            if self._closing:
+                return
 
 
 class Observer:
-    """Per entry point: who wants finished exchanges. ``internal``: consumers that also want
-    the requests of ``*@internal`` routers; ``external``: those that do not."""
+    """Per entry point: the consumers' bits for ordinary and for ``*@internal`` requests, and the
+    capture function for what those consumers need."""
 
-    __slots__ = ("all", "every", "external_only")
+    __slots__ = ("_append", "_internal", "clf_headers", "internal_mask", "json", "json_headers", "label_headers", "mask",
+                 "protocols", "rare", "recording", "scan")
 
-    def __init__(self, all_requests: tuple[Consumer, ...] = (), external_only: tuple[Consumer, ...] = ()) -> None:
-        #: consumers called for every exchange (addInternals)
-        self.all = all_requests
-        #: consumers skipped for ``*@internal`` routers
-        self.external_only = external_only
-        self.every = all_requests + external_only
+    def __init__(self, recording: Recording, mask: int, internal_mask: int = 0, *, protocols: bool = False,
+                 clf_headers: bool = False, label_headers: Sequence[bytes] = (), json: bool = False,
+                 json_headers: bool = False) -> None:
+        self.recording = recording
+        self._append = recording.pending.append
+        self._internal = recording.internal_routers
+        #: consumers wanting this entry point's requests
+        self.mask = mask
+        #: those of them that also want requests of ``*@internal`` routers
+        self.internal_mask = internal_mask
+        #: request headers whose values label metrics (``headerLabels``)
+        self.label_headers = tuple(label_headers)
+        #: metrics record: find the protocol label (``E_PROTO``, ``E_CODE``)
+        self.protocols = protocols
+        #: the CLF access log shows the Referer / User-Agent (``E_REFERER``, ``E_UA``)
+        self.clf_headers = clf_headers
+        #: the access log is json (``E_EXTRA``), and logs headers (keep the header lists there)
+        self.json = json
+        self.json_headers = json_headers
+        #: which request headers to look at: 0 none, 1 for the protocol, 2 also Referer/User-Agent
+        self.scan = 2 if clf_headers else 1 if protocols else 0
+        self.rare = bool(self.label_headers) or json
+
+    def with_mask(self, extra: int) -> Observer:
+        """The same observer with more consumers (not for internals)."""
+        return Observer(self.recording, self.mask | extra, self.internal_mask, protocols=self.protocols,
+                        clf_headers=self.clf_headers, label_headers=self.label_headers, json=self.json,
+                        json_headers=self.json_headers)
 
     def begin(self, ex: Exchange) -> None:
-        ex.sink = ex.tap = Tap(ex, ex.sink, self)
+        ex.obs = self
+        ex.obs_start = perf_counter_ns()
+        ex.obs_target = ex.target
+        ex.obs_user = "-"
+        ex.obs_upstream = ""
+        ex.obs_retries = 0
+        ex.resp_headers = None
+        ex.resp_length = -1
 
-
-class Tap:
-    """Innermost response sink of an observed exchange: counts, then passes everything on."""
-
-    __slots__ = ("_next", "_observer", "duration_ns", "ex", "headers", "length", "retries", "size", "start_ns",
-                 "status", "target", "trailers", "upstream", "username")
-
-    def __init__(self, ex: Exchange, nxt: ResponseSink, observer: Observer) -> None:
-        self.ex = ex
-        self._next = nxt
-        self._observer: Observer | None = observer
-        self.start_ns = perf_counter_ns()
-        self.status = 0
-        self.size = 0
-        self.duration_ns = 0  # set when the exchange ends
-        self.retries = 0
-        self.headers: Headers | None = None
-        #: the response body length announced with the head (``-1``: unknown)
-        self.length = -1
-        self.trailers: Headers | None = None
-        #: set by basicAuth (access log ``ClientUsername``)
-        self.username = ""
-        #: the server URL that served it (set by the forwarder)
-        self.upstream = ""
-        #: the request target as received (middlewares may rewrite ``ex.target``)
-        self.target = ex.target
-
-    # ------------------------------------------------------------------ ResponseSink
-
-    def send_info(self, status: int, headers: Headers) -> None:
-        self._next.send_info(status, headers)
-
-    def send_head(self, status: int, headers: Headers, length: int) -> None:
-        self.status = status
-        self.headers = headers
-        self.length = length
-        self._next.send_head(status, headers, length)
-
-    def send_data(self, data: bytes) -> None:
-        self.size += len(data)
-        self._next.send_data(data)
-
-    def send_end(self, trailers: Headers | None) -> None:
-        self._next.send_end(trailers)
-        if trailers:
-            self.trailers = trailers
-        self._finish()
-
-    def abort(self) -> None:
-        self._next.abort()
-        self._finish()
-
-    # ------------------------------------------------------------------ completion
-
-    def lost(self) -> None:
-        """The client went away before the response ended (Traefik logs 499 then)."""
-        if self._observer is not None and not self.status:
-            self.status = 499
-        self._finish()
-
-    def _finish(self) -> None:
-        observer = self._observer
-        if observer is None:
-            return
-        self._observer = None
-        self.duration_ns = perf_counter_ns() - self.start_ns
-        # Break the exchange <-> tap cycle so both are freed by reference counting, not by the
-        # cyclic GC (which would otherwise find thousands of them per second).
-        ex = self.ex
-        ex.tap = None
-        if ex.sink is self:
-            ex.sink = self._next
+    def finish(self, ex: Exchange, trailers: Headers | None = None, status: int = 0) -> None:
+        """The response ended (or failed; ``status`` replaces an unset ``ex.status``): record it
+        once, as one tuple of plain values (layout ``E_*``; a tuple of atoms is untracked by the
+        cyclic GC at its first pass, so a tick's worth of them costs the GC nothing)."""
+        end = perf_counter_ns()
+        ex.obs = None
         router = ex.router
-        for consumer in observer.all if router is not None and router[-9:] == "@internal" else observer.every:
-            consumer(self)
+        mask = self.mask
+        if router in self._internal:
+            mask = self.internal_mask
+            if not mask:
+                return
+        status = ex.status or status
+        code = status
+        proto = "http"
+        referer = ua = None
+        scan = self.scan
+        if scan:
+            ctype = accept = None
+            if scan == 1:  # metrics: only what the protocol label depends on
+                for name, value in ex.headers:
+                    if name == b"accept":
+                        if accept is None:
+                            accept = value
+                    elif name == b"content-type" and ctype is None:
+                        ctype = value
+            else:  # and the Referer / User-Agent of the CLF line
+                for name, value in ex.headers:
+                    if name == b"user-agent":
+                        if ua is None:
+                            ua = value
+                    elif name == b"accept":
+                        if accept is None:
+                            accept = value
+                    elif name == b"content-type":
+                        if ctype is None:
+                            ctype = value
+                    elif name == b"referer" and referer is None:
+                        referer = value
+            # Traefik's protocol label, in its order: websocket, sse, grpc-web, grpc, else http
+            if ex.flags & X_WEBSOCKET:
+                proto = "websocket"
+            elif accept is not None and len(accept) >= 17 and is_sse(accept):
+                proto = "sse"
+            elif ctype is not None and ctype.startswith(_GRPC):
+                proto = "grpc-web" if ctype.startswith(_GRPC_WEB) else "grpc"
+                code = grpc_status(ex.resp_headers, trailers)
+        conn = ex.conn
+        start = ex.obs_start
+        length = ex.body_length
+        method = ex.method
+        size = ex.sent
+        labels = extra = None
+        if self.rare:
+            labels, extra = self._rare(ex)
+        self._append((mask, (conn.entrypoint, ex.service, proto, code, router, method),
+                      (router, method, ex.obs_target, ex.version, status, size, ex.obs_upstream, referer, ua),
+                      size, length if length > 0 else 0, start, end - start, ex.obs_retries, conn.client_ip,
+                      conn.client_port, ex.obs_user, conn.tls_names() if conn.tls else None, labels, extra))
 
-    @property
-    def start_unix_ns(self) -> int:
-        """Wall-clock start (derived at log time: one monotonic clock read per request)."""
-        return time_ns() - (perf_counter_ns() - self.start_ns)
+    def _rare(self, ex: Exchange) -> tuple[tuple[str, ...] | None, Extra | None]:
+        """``headerLabels`` values and the json access log's extras."""
+        labels = tuple((ex.header(h) or b"").decode("latin-1") for h in self.label_headers) \
+            if self.label_headers else None
+        extra: Extra | None = None
+        if self.json:
+            if self.json_headers:
+                ex.materialize_forwarded()  # Traefik logs the X-Forwarded-* it adds
+                extra = (ex.authority, ex.conn.scheme, ex.resp_length, ex.resp_headers, ex.headers)
+            else:
+                extra = (ex.authority, ex.conn.scheme, ex.resp_length, None, None)
+        return labels, extra
 
 
 def lost(ex: Exchange) -> None:
-    """The connection's "client gone" path: finish the exchange's tap if it has one."""
-    tap = ex.tap
-    if tap is not None:
-        tap.lost()
+    """The client went away (or the response was aborted) before the end: Traefik logs 499 when
+    no status was sent."""
+    obs = ex.obs
+    if obs is not None:
+        obs.finish(ex, None, 499)
+
+
+def wall_offset() -> int:
+    """``time_ns() - perf_counter_ns()`` now: turns ``E_START`` into wall-clock time."""
+    from time import time_ns
+
+    return time_ns() - perf_counter_ns()
+

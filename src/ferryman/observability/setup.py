@@ -8,6 +8,7 @@ the entry point pays nothing), and provides the ``prometheus@internal`` service 
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from ferryman.dynamic.models import Router
 from ferryman.observability.accesslog import AccessLog
 from ferryman.observability.logs import reopen_log_files
 from ferryman.observability.metrics import Metrics, PrometheusService
-from ferryman.observability.recorder import Consumer, Observer
+from ferryman.observability.recorder import BatchConsumer, Observer, Recording
 
 if TYPE_CHECKING:
     from ferryman.control.compile import Snapshot
@@ -45,6 +46,13 @@ class Observability:
         self.access_log: AccessLog | None = None
         if static.access_log is not None:
             self.access_log = AccessLog(static.access_log)
+        #: where every entry point's observer records finished exchanges
+        self.recording = Recording()
+        if self.metrics is not None:
+            self.metrics.bit = self.recording.register(self.metrics, self.metrics.work)
+            self.metrics.flush = self.recording.flush
+        if self.access_log is not None:
+            self.access_log.bit = self.recording.register(self.access_log, self.access_log.work)
         self._certs: tuple[int, list[tuple[str, str, str, float]]] = (0, [])
 
     # ------------------------------------------------------------------ internal provider
@@ -67,26 +75,53 @@ class Observability:
     def attach(self, entry_points: Mapping[str, EntryPoint]) -> None:
         """Give each entry point its observer (honouring ``entryPoints.*.observability``)."""
         metrics = self.metrics
+        log = self.access_log
         for name, ep in entry_points.items():
             settings = self.static.entry_points.get(name)
             obs = settings.observability if settings is not None else None
-            everything: list[Consumer] = []
-            external: list[Consumer] = []
+            mask = internal = 0
             if metrics is not None and (obs is None or obs.metrics):
-                (everything if self.metrics_internals else external).append(metrics.record)
-            log = self.access_log
+                mask |= metrics.bit
+                if self.metrics_internals:
+                    internal |= metrics.bit
             if log is not None and (obs is None or obs.access_logs):
-                (everything if log.add_internals else external).append(log.record)
-            ep.observer = Observer(tuple(everything), tuple(external)) if everything or external else None
+                mask |= log.bit
+                if log.add_internals:
+                    internal |= log.bit
+            ep.observer = self.observer(mask, internal)
         if metrics is not None:
             def open_connections() -> list[tuple[str, str, int]]:
                 return [(n, "TCP", len(e.connections)) for n, e in sorted(entry_points.items())]
             metrics.open_connections = open_connections
 
+    def observer(self, mask: int, internal: int = 0) -> Observer | None:
+        """An observer recording for the consumers in ``mask`` (``internal``: those that also want
+        ``*@internal`` requests); ``None`` when nobody records."""
+        if not mask:
+            return None
+        metrics = self.metrics
+        log = self.access_log
+        measured = metrics is not None and bool(mask & metrics.bit)
+        labels = tuple(h for _, h in metrics.header_labels) if metrics is not None and measured else ()
+        logged = log is not None and bool(mask & log.bit)
+        return Observer(self.recording, mask, internal, protocols=measured,
+                        clf_headers=logged and log is not None and log.clf_headers, label_headers=labels,
+                        json=logged and log is not None and not log.clf_mode,
+                        json_headers=logged and log is not None and log.json_headers)
+
+    def register(self, consumer: BatchConsumer) -> int:
+        """Adds a batch consumer (the dashboard's traffic counter); returns its bit."""
+        return self.recording.register(consumer)
+
     def applied(self, snapshot: Snapshot, *, reload: bool) -> None:
         """After each configuration apply: routers' own ``observability`` switches, reload
         counters, router labels, certificates."""
         routers = snapshot.merged.routers
+        internal = self.recording.internal_routers
+        names = {n for n in routers if n.endswith("@internal")}
+        if names != internal:
+            internal.clear()
+            internal.update(names)
         if self.access_log is not None:
             self.access_log.muted = frozenset(
                 n for n, r in routers.items()
@@ -109,9 +144,10 @@ class Observability:
         rows = self._certs[1]
         metrics.certificates = lambda: rows
 
-    def start(self) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.access_log is not None:
             self.access_log.start()
+        self.recording.start(loop)
 
     def reopen(self) -> None:
         """SIGUSR1 (log rotation, as Traefik): reopen the access log and ``log.filePath``."""
@@ -120,6 +156,7 @@ class Observability:
         reopen_log_files()
 
     def close(self) -> None:
+        self.recording.close()
         if self.access_log is not None:
             self.access_log.close()
 

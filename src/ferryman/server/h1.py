@@ -836,6 +836,9 @@ class H1Connection(asyncio.Protocol):
         if ex is None or self._state == ST_CLOSED:
             return
         ex.status = status
+        if ex.obs is not None:
+            ex.resp_headers = headers
+            ex.resp_length = length
         line = STATUS_LINES.get(status) or status_line(status)
         if status in _BODYLESS or ex.method == b"HEAD":
             framing = self._bodyless_framing(status, line, headers, length)
@@ -895,6 +898,11 @@ class H1Connection(asyncio.Protocol):
 
     def send_data(self, data: bytes) -> None:
         out = self._out
+        if out == O_NONE:
+            return
+        ex = self._active
+        if ex is not None:
+            ex.sent += len(data)
         pending = self._pending
         if out == O_CHUNKED:
             if not data:
@@ -907,8 +915,6 @@ class H1Connection(asyncio.Protocol):
                     self._writelines([b"%x\r\n" % len(data), data, b"\r\n"])
                 return
             data = b"%x\r\n%b\r\n" % (len(data), data)
-        elif out == O_NONE:
-            return
         if pending is not None:
             self._pending = None
             if len(data) > _BIG_CHUNK:
@@ -930,6 +936,8 @@ class H1Connection(asyncio.Protocol):
             ex.done = True
             self._active = None
             self._close()
+            if ex.obs is not None:
+                ex.obs.finish(ex, trailers)
             return
         else:
             tail = b""
@@ -942,6 +950,9 @@ class H1Connection(asyncio.Protocol):
         self._out = O_NONE
         ex.done = True
         self._active = None
+        obs = ex.obs
+        if obs is not None:
+            obs.finish(ex, trailers)
         if (self._keep_alive and ex._body_done and self._pending_error is None
                 and not self._queue and not self._paused and self._cur is None):
             # Common case: an idle keep-alive connection again.

@@ -153,6 +153,9 @@ class H2Stream:
         if self._ended or self._head_sent or ex is None:
             return
         ex.status = status
+        if ex.obs is not None:
+            ex.resp_headers = headers
+            ex.resp_length = length
         self._head_sent = True
         out: Headers = [(b":status", status_bytes(status))]
         out.extend(clean_response_headers(headers))
@@ -170,8 +173,10 @@ class H2Stream:
         if self._ended or not data or self._end is not None:
             return
         ex = self.ex
-        if ex is not None and (ex.method == b"HEAD" or ex.status in _BODYLESS):
-            return
+        if ex is not None:
+            if ex.method == b"HEAD" or ex.status in _BODYLESS:
+                return
+            ex.sent += len(data)
         self._buf.append(data)
         self._buffered += len(data)
         self._conn.data_ready(self)
@@ -190,6 +195,8 @@ class H2Stream:
             return
         self._end = (trailers if trailers and ex is not None and ex.flags & X_TE_TRAILERS else None,)
         self._conn.data_ready(self)
+        if ex is not None and ex.obs is not None:
+            ex.obs.finish(ex, trailers)
 
     def abort(self) -> None:
         if self._ended:

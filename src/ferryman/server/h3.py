@@ -164,6 +164,9 @@ class H3Stream:
         if self._ended or ex is None or ex.status:
             return
         ex.status = status
+        if ex.obs is not None:
+            ex.resp_headers = headers
+            ex.resp_length = length
         out: Headers = [(b":status", status_bytes(status)), *clean_response_headers(headers)]
         if length >= 0 and status not in _BODYLESS:
             out.append((b"content-length", b"%d" % length))
@@ -183,6 +186,8 @@ class H3Stream:
         if self._ended or not data or h3 is None or (ex is not None and (ex.method == b"HEAD"
                                                                          or ex.status in _BODYLESS)):
             return
+        if ex is not None:
+            ex.sent += len(data)
         try:
             self._send_head(False)
             h3.send_data(self.sid, data, end_stream=False)
@@ -222,6 +227,8 @@ class H3Stream:
         except Exception as exc:
             log.debug("HTTP/3: stream %d: %r", self.sid, exc)
         self.proto.stream_done(self)
+        if ex is not None and ex.obs is not None:
+            ex.obs.finish(ex, trailers)
 
     def abort(self) -> None:
         if self._ended:

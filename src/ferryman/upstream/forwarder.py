@@ -122,9 +122,8 @@ class ServerForwarder:
 
     def handle(self, ex: Exchange) -> None:
         ex.service = self.service
-        tap = ex.tap
-        if tap is not None:
-            tap.upstream = self.url  # access log ServiceURL / ServiceAddr
+        if ex.obs is not None:
+            ex.obs_upstream = self.url  # access log ServiceURL / ServiceAddr
         flags = ex.flags
         if flags or ex.upgrade is not None or ex.xff_prior is not None or self.preserve_path:
             head = self._slow_head(ex, flags)

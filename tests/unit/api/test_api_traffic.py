@@ -4,51 +4,49 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ferryman.api.traffic import TrafficCounter
+from ferryman.observability.recorder import E_EXTRA, E_LABELS, E_LINE, E_MASK
 from tests.unit.api.api_support import ask, load_static, service_for
 
 
-@dataclass
-class FakeEx:
-    entrypoint: str
-    router: str | None
-    service: str | None
-
-
-@dataclass
-class FakeTap:
-    ex: FakeEx
-    status: int
+def entry(ep: str, router: str | None, service: str | None, status: int, mask: int = 1) -> tuple[Any, ...]:
+    """A recording entry (``ferryman.observability.recorder``'s layout) with what the counter reads."""
+    values: list[Any] = [None] * (E_EXTRA + 1)
+    values[E_MASK] = mask
+    values[E_LABELS] = (ep, service, "http", status, router, b"GET")
+    values[E_LINE] = (router, b"GET", b"/", b"1.1", status, 0, "", None, None)
+    return tuple(values)
 
 
 class Seam:
-    """Stands for the entry points' recording seam: remembers the attached consumer."""
+    """Stands for the entry points' recording seam: remembers whether the counter is attached."""
 
     def __init__(self) -> None:
-        self.consumer: Callable[[Any], None] | None = None
         self.calls: list[bool] = []
+        self.flushes = 0
 
-    def attach(self, consumer: Callable[[Any], None] | None) -> None:
-        self.consumer = consumer
-        self.calls.append(consumer is not None)
+    def attach(self, on: bool) -> None:
+        self.calls.append(on)
+
+    def flush(self) -> None:
+        self.flushes += 1
 
 
 def test_counts_per_entry_point_router_and_service() -> None:
     seam = Seam()
-    counter = TrafficCounter(seam.attach)
-    assert seam.consumer is None  # nothing recorded before anyone asks
+    counter = TrafficCounter(seam.attach, flush=seam.flush)
+    counter.bit = 1
+    counter.take([entry("web", "app@file", "app@file", 200)])
+    assert seam.calls == [] and counter.slots == {}  # nothing recorded before anyone asks
     first = json.loads(counter.read())
     assert seam.calls == [True] and first["entryPoints"] == {} and first["time"] >= first["since"]
-    record = seam.consumer
-    assert record is not None
-    for status in (200, 200, 502):
-        record(FakeTap(FakeEx("web", "app@file", "app@file"), status))
-    record(FakeTap(FakeEx("web", None, None), 404))  # no router matched
+    counter.take([entry("web", "app@file", "app@file", status) for status in (200, 200, 502)])
+    counter.take([entry("web", None, None, 404),  # no router matched
+                  entry("web", "other@file", "other@file", 200, mask=2)])  # another consumer's
     body = json.loads(counter.read())
+    assert seam.flushes == 1  # a read first takes what finished since the last tick
     assert body["entryPoints"] == {"web": {"requests": 4, "errors": 1}}
     assert body["routers"] == {"app@file": {"requests": 3, "errors": 1}}
     assert body["services"] == {"app@file": {"requests": 3, "errors": 1}}

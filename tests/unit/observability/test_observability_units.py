@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ferryman.observability.accesslog import _rfc3339nano, canonical_header, parse_status_ranges
-from ferryman.observability.metrics import Metrics, PrometheusService, _grpc_status
+from ferryman.observability.metrics import Metrics, PrometheusService
+from ferryman.observability.recorder import grpc_status
 
 
 def test_canonical_header_is_gos() -> None:
@@ -32,10 +34,10 @@ def test_rfc3339nano_trims_zeros_like_go() -> None:
 
 
 def test_grpc_status_from_trailers_then_headers() -> None:
-    assert _grpc_status([(b"Grpc-Status", b"5")], None) == 5
-    assert _grpc_status([(b"grpc-status", b"0")], [(b"grpc-status", b"14")]) == 14
-    assert _grpc_status(None, None) == 0
-    assert _grpc_status([(b"grpc-status", b"x")], None) == 2
+    assert grpc_status([(b"Grpc-Status", b"5")], None) == 5
+    assert grpc_status([(b"grpc-status", b"0")], [(b"grpc-status", b"14")]) == 14
+    assert grpc_status(None, None) == 0
+    assert grpc_status([(b"grpc-status", b"x")], None) == 2
 
 
 def test_empty_registry_scrapes_global_families_only() -> None:
@@ -56,14 +58,28 @@ def test_empty_registry_scrapes_global_families_only() -> None:
 
 
 class _Client:
-    """The client side of an exchange, for driving a Tap without sockets."""
+    """The client side of an exchange, doing what a client connection does for the recording
+    seam (status, body bytes, the head while observed, ``finish`` at the end), without sockets."""
 
     write_paused = False
 
+    def __init__(self) -> None:
+        self.ex: Any = None
+
     def send_info(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
-    def send_head(self, status: int, headers: list[tuple[bytes, bytes]], length: int) -> None: ...
-    def send_data(self, data: bytes) -> None: ...
-    def send_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None: ...
+
+    def send_head(self, status: int, headers: list[tuple[bytes, bytes]], length: int) -> None:
+        self.ex.status = status
+        if self.ex.obs is not None:
+            self.ex.resp_headers, self.ex.resp_length = headers, length
+
+    def send_data(self, data: bytes) -> None:
+        self.ex.sent += len(data)
+
+    def send_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
+        if self.ex.obs is not None:
+            self.ex.obs.finish(self.ex, trailers)
+
     def abort(self) -> None: ...
     def pause_body(self) -> None: ...
     def resume_body(self) -> None: ...
@@ -82,18 +98,24 @@ def test_protocol_label_and_grpc_code(headers: list[tuple[bytes, bytes]], websoc
                                       trailers: list[tuple[bytes, bytes]] | None, want: tuple[str, int]) -> None:
     from ferryman.http.exchange import ConnInfo, Exchange
     from ferryman.http.forwarded import ForwardingPolicy
-    from ferryman.observability.recorder import Observer
+    from ferryman.observability.recorder import Observer, Recording
 
+    recording = Recording()
     m = Metrics()
+    m.bit = recording.register(m, m.work)
+    m.flush = recording.flush
     conn = ConnInfo("web", "127.0.0.1", 4000, False, ForwardingPolicy())
-    ex = Exchange(conn, _Client(), b"POST", b"/x", b"/x", None, b"2", headers, b"h", 3)
+    client = _Client()
+    ex = client.ex = Exchange(conn, client, b"POST", b"/x", b"/x", None, b"2", headers, b"h", 3)
     ex.websocket = websocket
     ex.router, ex.service = "r@file", "s@file"
-    Observer((), (m.record,)).begin(ex)
+    Observer(recording, m.bit, protocols=True).begin(ex)
     ex.send_head(200, [], -1)
     ex.send_data(b"abcd")
     ex.send_end(trailers)
+    assert ex.obs is None  # recorded once
+    assert not m.slots  # nothing is aggregated on the request path...
+    m.sync()  # ...but a reader sees everything finished so far
     ((key, slot),) = m.slots.items()
-    assert key == ("web", "r@file", "s@file", b"POST", want[1], want[0])
+    assert key == ("web", "s@file", want[0], want[1], "r@file", b"POST")
     assert slot[:3] == [1, 3, 4]
-    assert ex.tap is None  # the exchange <-> tap cycle is broken at the end
