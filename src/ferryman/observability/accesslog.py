@@ -37,6 +37,7 @@ import re
 import sys
 import threading
 from collections import deque
+from operator import itemgetter
 from typing import IO, TYPE_CHECKING, Any
 
 from ferryman.observability.logs import get_logger
@@ -47,6 +48,7 @@ from ferryman.observability.recorder import (
     E_EXTRA,
     E_LABELS,
     E_LINE,
+    E_MASK,
     E_REQ_SIZE,
     E_RETRIES,
     E_SIZE,
@@ -79,6 +81,7 @@ MAX_PENDING = 100_000
 _REDACTED = "REDACTED"
 #: durations in whole milliseconds, formatted once
 _MS = [str(ms) for ms in range(1000)]
+_MASK = itemgetter(E_MASK)
 
 
 def canonical_header(name: bytes | str) -> str:
@@ -342,12 +345,14 @@ class AccessLog:
     def _clf_lines(self, batch: list[Entry], offset: int, lines: list[str]) -> None:
         """CLF lines of a batch, in one loop. What repeats from one request to the next is
         formatted once: the middle of the line (request line, status, size, Referer, User-Agent;
-        router and server) is cached under one slice of the entry, and consecutive requests with
-        the same slice (a busy route) skip even the look-up; the timestamp changes once a second."""
+        router and server) is cached under the entry's ``E_LINE`` tuple, and consecutive requests
+        with an equal one (a busy route) skip even the look-up; the timestamp changes once a
+        second. The common case (every entry for this log, no router muted, no filter, ``common``
+        format) runs a loop with nothing else in it."""
         bit = self.bit
-        muted = self.muted
-        filtered = self._filtered
-        generic = self._generic
+        if self.muted or self._filtered or self._generic or not all(map(bit.__and__, map(_MASK, batch))):
+            self._clf_lines_filtered(batch, offset, lines)
+            return
         parts = self._parts_cache
         clock = self._clock
         count = self._count
@@ -355,40 +360,55 @@ class AccessLog:
         low = high = 0  # the second being formatted, as [low, high) in E_START's clock
         stamp = ""
         key: tuple[Any, ...] | None = None
-        part = ("", "")
+        head = tail = ""
         for e in batch:
-            # layout: recorder.E_* (0 mask, 1 labels (router: 4), 2 the line's middle, 5 start,
-            # 6 duration, 8 client ip, 10 user)
-            if not e[0] & bit:
-                continue
-            count += 1  # RequestCount: every request this log sees, written or not
-            if (muted and e[1][4] in muted) or (filtered and not self._keep(e)):
-                continue
+            # layout: recorder.E_* (2 the line's middle, 5 start, 6 duration, 8 client ip, 10 user)
+            count += 1
             start = e[5]
             if not low <= start < high:
                 wall = start + offset
                 low = start - wall % 1_000_000_000
                 high = low + 1_000_000_000
-                stamp = clock.clf(wall)
+                stamp = f" [{clock.clf(wall)}] "
             middle = e[2]
             if middle != key:
                 key = middle
                 found = parts.get(middle)
-                part = found if found is not None else self._parts(middle)
-            if generic:
-                append(f"{e[8]} - {e[10]} [{stamp}] {part[0]}")
-            else:
-                ms = e[6] // 1_000_000
-                append(f"{e[8]} - {e[10]} [{stamp}] {part[0]} {count} {part[1]} {_MS[ms] if ms < 1000 else ms}ms")
+                head, tail = found if found is not None else self._parts(middle)
+            ms = e[6] // 1_000_000
+            append(f"{e[8]} - {e[10]}{stamp}{head} {count}{tail}{_MS[ms] if ms < 1000 else ms}ms")
+        self._count = count
+
+    def _clf_lines_filtered(self, batch: list[Entry], offset: int, lines: list[str]) -> None:
+        """:meth:`_clf_lines` with entries for other consumers, muted routers, ``filters`` or
+        ``genericCLF``."""
+        bit = self.bit
+        muted = self.muted
+        filtered = self._filtered
+        generic = self._generic
+        count = self._count
+        append = lines.append
+        for e in batch:
+            if not e[E_MASK] & bit:
+                continue
+            count += 1  # RequestCount: every request this log sees, written or not
+            if (muted and e[E_LABELS][K_ROUTER] in muted) or (filtered and not self._keep(e)):
+                continue
+            wall = e[E_START] + offset
+            head, tail = self._parts_cache.get(e[E_LINE]) or self._parts(e[E_LINE])
+            line = f"{e[E_CLIENT_IP]} - {e[E_USER]} [{self._clock.clf(wall)}] {head}"
+            if not generic:
+                line += f" {count}{tail}{e[E_DURATION] // 1_000_000}ms"
+            append(line)
         self._count = count
 
     def _parts(self, key: tuple[Any, ...]) -> tuple[str, str]:
-        """``('"GET /a HTTP/1.1" 200 31 "referer" "ua"', '"router" "server"')`` for
+        """``('"GET /a HTTP/1.1" 200 31 "referer" "ua"', ' "router" "server" ')`` for
         ``entry[E_LINE]`` (a bounded cache: targets can be endless)."""
         router, method, target, version, status, size, upstream, referer, ua = key
         line = (f'"{method.decode("latin-1")} {target.decode("latin-1")} {_protocol(version)}" {status} {size} '
                 f"{self._header_shown(self._referer_mode, referer)} {self._header_shown(self._ua_mode, ua)}")
-        part = (line, f'{self._quoted(router or "-")} {self._quoted(upstream or "-")}')
+        part = (line, f' {self._quoted(router or "-")} {self._quoted(upstream or "-")} ')
         parts = self._parts_cache
         if len(parts) >= 4096:
             parts.clear()

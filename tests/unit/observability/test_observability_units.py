@@ -119,3 +119,65 @@ def test_protocol_label_and_grpc_code(headers: list[tuple[bytes, bytes]], websoc
     ((key, slot),) = m.slots.items()
     assert key == ("web", "s@file", want[0], want[1], "r@file", b"POST")
     assert slot[:3] == [1, 3, 4]
+
+
+def _recorded(log_config: dict[str, Any], requests: list[dict[str, Any]], *,
+              internal_mask_extra: int = 0) -> list[str]:
+    """Lines an access log writes for ``requests`` recorded through a real observer (one batch)."""
+    from ferryman.http.exchange import ConnInfo, Exchange
+    from ferryman.http.forwarded import ForwardingPolicy
+    from ferryman.observability.accesslog import AccessLog
+    from ferryman.observability.recorder import Observer, Recording
+    from ferryman.static.models import AccessLog as AccessLogConfig
+
+    recording = Recording()
+    other = recording.register(Metrics())  # another consumer: its bit alone selects nothing here
+    log = AccessLog(AccessLogConfig.model_validate(log_config))
+    log.bit = recording.register(log)
+    log.muted = frozenset(r["router"] for r in requests if r.get("muted"))
+    recording.internal_routers.update(r["router"] for r in requests if r["router"].endswith("@internal"))
+    observer = Observer(recording, log.bit, other | internal_mask_extra, clf_headers=log.clf_headers)
+    conn = ConnInfo("web", "10.0.0.7", 4000, False, ForwardingPolicy())
+    for r in requests:
+        client = _Client()
+        headers = [(b"referer", b"http://a/"), (b"user-agent", b'curl "8"')]
+        ex = client.ex = Exchange(conn, client, b"GET", r.get("target", b"/a"), b"/a", None, b"1.1", headers, b"h", 0)
+        observer.begin(ex)
+        ex.router, ex.service = r["router"], "s@file"
+        ex.obs_upstream = "http://10.0.0.9:80"
+        ex.obs_start -= r.get("ms", 0) * 1_000_000
+        ex.send_head(r.get("status", 200), [], 2)
+        ex.send_data(b"ok")
+        ex.send_end(None)
+    recording.flush()
+    lines: list[str] = []
+    log._clf_lines(log._inbox.popleft(), 0, lines)
+    return [line.split("] ", 1)[1] for line in lines]  # without client, user and time
+
+
+def test_clf_common_lines_count_every_request_and_cache_what_repeats() -> None:
+    lines = _recorded({"format": "common"}, [
+        {"router": "a@file"}, {"router": "a@file"}, {"router": "b@file", "ms": 1234},
+        {"router": "a@file", "target": b"/b"}])
+    assert lines == [
+        '"GET /a HTTP/1.1" 200 2 "-" "-" 1 "a@file" "http://10.0.0.9:80" 0ms',
+        '"GET /a HTTP/1.1" 200 2 "-" "-" 2 "a@file" "http://10.0.0.9:80" 0ms',
+        '"GET /a HTTP/1.1" 200 2 "-" "-" 3 "b@file" "http://10.0.0.9:80" 1234ms',
+        '"GET /b HTTP/1.1" 200 2 "-" "-" 4 "a@file" "http://10.0.0.9:80" 0ms',
+    ]
+
+
+def test_clf_filters_muted_generic_and_header_modes() -> None:
+    requests: list[dict[str, Any]] = [{"router": "a@file"}, {"router": "a@file", "status": 502}, {"router": "m@file", "muted": True},
+                {"router": "api@internal"}, {"router": "a@file", "status": 404}]
+    # statusCodes: RequestCount still counts the requests left out; muted routers and internal
+    # requests (addInternals off) are not seen at all
+    filtered = _recorded({"format": "common", "filters": {"statusCodes": ["500-599"]}}, requests)
+    assert filtered == ['"GET /a HTTP/1.1" 502 2 "-" "-" 2 "a@file" "http://10.0.0.9:80" 0ms']
+    # an internal request recorded for another consumer only (its bit, not the log's)
+    assert len(_recorded({"format": "common"}, requests, internal_mask_extra=4)) == 3
+    generic = _recorded({"format": "genericCLF", "fields": {"headers": {"names": {
+        "Referer": "keep", "User-Agent": "redact"}}}}, requests[:1])
+    assert generic == ['"GET /a HTTP/1.1" 200 2 "http://a/" "REDACTED"']
+    kept = _recorded({"format": "common", "fields": {"headers": {"defaultMode": "keep"}}}, requests[:1])
+    assert kept == ['"GET /a HTTP/1.1" 200 2 "http://a/" "curl \\"8\\"" 1 "a@file" "http://10.0.0.9:80" 0ms']
