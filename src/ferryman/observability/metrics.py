@@ -32,6 +32,7 @@ import time
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -41,11 +42,13 @@ from prometheus_client.registry import Collector
 from ferryman.observability.recorder import (
     E_HEADER_LABELS,
     E_LABELS,
+    E_MASK,
     E_RETRIES,
     E_TLS,
     K_CODE,
     K_METHOD,
     K_PROTO,
+    K_ROUTER,
     chunks,
     entry_names,
 )
@@ -64,6 +67,7 @@ Slot = list[Any]
 #: ``(method, code, protocol)`` -> slot
 Table = dict[tuple[bytes, int, str], Slot]
 
+_MASK = itemgetter(E_MASK)
 
 
 def _nothing() -> None:
@@ -162,11 +166,10 @@ class Metrics:
         key: tuple[Any, ...] | None = None
         slot: Slot = []
         count = req = resp = total = fast = 0
+        if muted or not all(map(bit.__and__, map(_MASK, batch))):
+            batch = [e for e in batch if e[E_MASK] & bit and not (muted and e[E_LABELS][K_ROUTER] in muted)]
         for e in batch:
-            # layout: recorder.E_* (0 mask, 1 labels (router: 4), 3 size, 4 request size,
-            # 6 duration, 7 retries, 11 tls)
-            if not e[0] & bit or (muted and e[1][4] in muted):
-                continue
+            # layout: recorder.E_* (1 labels, 3 size, 4 request size, 6 duration, 7 retries, 11 tls)
             labels = e[1]  # (entrypoint, service, protocol, code, router, method)
             if labels != key:
                 if count:
