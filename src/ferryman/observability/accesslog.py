@@ -18,13 +18,14 @@
   keep, drop or redact (``REDACTED``) headers; ``filters`` keep a request when its status is in
   ``statusCodes``, it was retried (``retryAttempts``) or took longer than ``minDuration``.
 
-Off the hot path: the access log is a :mod:`~ferryman.observability.recorder` batch consumer. The
-loop only appends one tuple of plain values per request; every 100 ms the batch reaches the
-worker thread, which formats the lines in one tight loop (with caches for what repeats: the request
-line, quoted header values, router/server names, the timestamp of the second) and writes them
-with one ``write``. The loop never waits for the disk: past :data:`MAX_PENDING` unwritten lines new
-batches are dropped (counted in ``dropped``). ``reopen()`` (SIGUSR1) makes the worker reopen
-``filePath`` before its next write (log rotation).
+Off the request path: the access log is a :mod:`~ferryman.observability.recorder` batch
+consumer. A request only appends one tuple of plain values; every 100 ms the batch is formatted on
+the event loop in chunks between I/O callbacks, in one tight loop (with caches for what repeats:
+the middle of the line, quoted header values, the timestamp of the second), and the text goes to a
+writer thread, the only part off the loop, which writes it with one ``write``. The loop never
+waits for the disk: past :data:`MAX_PENDING` unwritten lines new batches are dropped (counted in
+``dropped``). ``reopen()`` (SIGUSR1) makes the writer reopen ``filePath`` before its next write
+(log rotation).
 """
 
 from __future__ import annotations
@@ -202,14 +203,12 @@ class AccessLog:
         self._want_headers = self._header_default != "drop" or any(
             m != "drop" for m in self._header_names.values())
         self._count = 0
-        self._taken = 0  # entries handed over (loop thread)
-        self._done = 0  # entries formatted or dropped (worker thread)
+        self._taken = 0  # entries taken
+        self._done = 0  # entries formatted
         self._inbox: deque[list[Entry]] = deque()
-        self._reopen = False
-        self._started = False
-        self._file: IO[str] | None = None
+        self._lines: list[str] = []
+        self._writer = _Writer(self.path)
         self.dropped = 0
-        self.written = 0
         self._clock = _Clock()
         self._end_clock = _Clock()
         self._quote_cache: dict[str, str] = {}
@@ -223,7 +222,6 @@ class AccessLog:
         self.muted: frozenset[str] = frozenset()
         #: this consumer's bit in the entries (:meth:`Recording.register`)
         self.bit = 1
-        self._lock = threading.Lock()
 
     @property
     def clf_mode(self) -> bool:
@@ -240,89 +238,63 @@ class AccessLog:
         """The json format logs headers (the entries then carry the header lists)."""
         return not self._clf_mode and self._want_headers
 
+    @property
+    def written(self) -> int:
+        """Lines written to the file so far."""
+        return self._writer.written
+
     # ------------------------------------------------------------------ loop side
 
     def take(self, batch: list[Entry]) -> None:
-        """:class:`~ferryman.observability.recorder.BatchConsumer`: queue a batch for the worker,
-        or drop it when too many lines wait already (the loop never waits for the disk)."""
-        if self._taken - self._done + len(batch) > MAX_PENDING:
+        """:class:`~ferryman.observability.recorder.BatchConsumer`: queue a batch, or drop it when
+        too many lines wait already (the loop never waits for the disk)."""
+        writer = self._writer
+        waiting = self._taken - self._done + writer.queued - writer.done
+        if waiting + len(batch) > MAX_PENDING:
             self.dropped += len(batch)
             return
         self._taken += len(batch)
-        self._inbox.append(batch)
+        self._inbox.extend(chunks(batch))
 
-    # ------------------------------------------------------------------ worker thread
+    def work(self) -> bool:
+        """Formats one waiting chunk; once none is left, hands the text to the writer thread.
+        Returns whether more chunks wait."""
+        inbox = self._inbox
+        if inbox:
+            chunk = inbox.popleft()
+            try:
+                if self._clf_mode:
+                    self._clf_lines(chunk, wall_offset(), self._lines)
+                else:
+                    self._json_lines(chunk, wall_offset(), self._lines)
+            except Exception:  # never let one odd request stop the log
+                log.exception("access log: cannot format a batch")
+            self._done += len(chunk)
+        if inbox:
+            return True
+        lines = self._lines
+        if lines:
+            self._lines = []
+            self._writer.put(("\n".join(lines) + "\n").encode("utf-8", "replace"), len(lines))
+        return False
 
     def start(self) -> None:
-        if not self._started:
-            self._started = True
-            self._open()
+        self._writer.start()
 
     def reopen(self) -> None:
-        """Log rotation (SIGUSR1): the worker reopens ``filePath`` before its next write."""
-        self._reopen = True
-
-    def close(self) -> None:
-        """Write what is waiting and close the file (after the recording handed everything over)."""
-        self.work()
-        if self._file is not None and self._file is not sys.stdout:
-            with contextlib.suppress(OSError):
-                self._file.close()
-        self._file = None
-        self._started = False
+        """Log rotation (SIGUSR1): the writer reopens ``filePath`` before its next write."""
+        self._writer.reopen()
 
     def flush_now(self) -> None:
         """Format and write everything queued, in the caller's thread (tests, shutdown)."""
-        self.work()
+        while self.work():
+            pass
+        self._writer.write_now()
 
-    def _open(self) -> None:
-        if not self.path:
-            self._file = sys.stdout
-            return
-        directory = os.path.dirname(self.path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        try:
-            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open by design
-        except OSError as exc:
-            log.error("cannot open access log", extra={"fields": {"filePath": self.path, "error": str(exc)}})
-            self._file = None
-
-    def work(self) -> None:
-        """Formats and writes the queued batches (the recording's worker thread)."""
-        with self._lock:
-            if self._reopen:
-                self._reopen = False
-                old = self._file
-                self._open()
-                if old is not None and old is not sys.stdout and old is not self._file:
-                    with contextlib.suppress(OSError):
-                        old.close()
-            inbox = self._inbox
-            if not inbox:
-                return
-            lines: list[str] = []
-            offset = wall_offset()
-            while inbox:
-                batch = inbox.popleft()
-                for chunk in chunks(batch):
-                    try:
-                        if self._clf_mode:
-                            self._clf_lines(chunk, offset, lines)
-                        else:
-                            self._json_lines(chunk, offset, lines)
-                    except Exception:  # never let one odd request stop the log
-                        log.exception("access log: cannot format a batch")
-                self._done += len(batch)
-            out = self._file
-            if out is None or not lines:
-                return
-            try:
-                out.write("\n".join(lines) + "\n")
-                out.flush()
-                self.written += len(lines)
-            except OSError as exc:
-                log.error("cannot write access log", extra={"fields": {"filePath": self.path, "error": str(exc)}})
+    def close(self) -> None:
+        """Write what is waiting and close the file (after the recording handed everything over)."""
+        self.flush_now()
+        self._writer.close()
 
     def _keep(self, e: Entry) -> bool:
         """``filters``: a status in ``statusCodes``, retried, or slower than ``minDuration``."""
@@ -535,6 +507,101 @@ class AccessLog:
             if key in fields:
                 continue  # Go's Header.Get: the first value
             fields[key] = _REDACTED if mode == "redact" else value.decode("latin-1")
+
+
+class _Writer:
+    """The access log's only part off the event loop: writes the formatted lines (the thread holds
+    the GIL just long enough to start each ``write``) and reopens the file on SIGUSR1."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._queue: deque[tuple[bytes, int]] = deque()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._reopen = False
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._file: IO[bytes] | None = None
+        self._text: IO[str] | None = None  # stdout without a binary buffer (tests capture it)
+        self.queued = 0  # lines handed over (loop thread)
+        self.done = 0  # lines written or lost (writer thread)
+        self.written = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._open()
+            self._closing = False
+            self._thread = threading.Thread(target=self._run, name="accesslog-writer", daemon=True)
+            self._thread.start()
+
+    def put(self, data: bytes, lines: int) -> None:
+        self.queued += lines
+        self._queue.append((data, lines))
+        self._wake.set()
+
+    def reopen(self) -> None:
+        self._reopen = True
+        self._wake.set()
+
+    def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        self.write_now()
+        if self._file is not None and self.path:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        self._file = self._text = None
+
+    def _open(self) -> None:
+        self._file = self._text = None
+        if not self.path:
+            buffer = getattr(sys.stdout, "buffer", None)
+            if buffer is not None:
+                self._file = buffer
+            else:
+                self._text = sys.stdout
+            return
+        directory = os.path.dirname(self.path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        try:
+            self._file = open(self.path, "ab")  # noqa: SIM115 - kept open by design
+        except OSError as exc:
+            log.error("cannot open access log", extra={"fields": {"filePath": self.path, "error": str(exc)}})
+
+    def _run(self) -> None:
+        while not self._closing:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            self.write_now()
+
+    def write_now(self) -> None:
+        with self._lock:
+            if self._reopen:
+                self._reopen = False
+                old = self._file
+                self._open()
+                if old is not None and old is not self._file and self.path:
+                    with contextlib.suppress(OSError):
+                        old.close()
+            queue = self._queue
+            while queue:
+                data, lines = queue.popleft()
+                try:
+                    if self._file is not None:
+                        self._file.write(data)
+                        self._file.flush()
+                        self.written += lines
+                    elif self._text is not None:
+                        self._text.write(data.decode("utf-8", "replace"))
+                        self._text.flush()
+                        self.written += lines
+                except OSError as exc:
+                    log.error("cannot write access log", extra={"fields": {"filePath": self.path, "error": str(exc)}})
+                self.done += lines
 
 
 _PROTOCOLS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0", b"2": "HTTP/2.0", b"3": "HTTP/3.0"}

@@ -1,7 +1,7 @@
 """Prometheus metrics with Traefik's names, types and labels (``metrics.prometheus``).
 
-Off the hot path: :class:`Metrics` is a :mod:`~ferryman.observability.recorder` batch consumer.
-The worker thread adds each batch of finished exchanges to plain per-label-tuple slots (a list per
+Off the request path: :class:`Metrics` is a :mod:`~ferryman.observability.recorder` batch
+consumer. Each batch of finished exchanges is added to plain per-label-tuple slots (a list per
 ``(entrypoint, service, protocol, code, router, method)``) -- no ``prometheus_client`` object is
 touched per request. :class:`TraefikCollector` first adds whatever finished up to the scrape, then
 turns the slots into metric families, and :class:`PrometheusService` (``prometheus@internal``)
@@ -27,7 +27,6 @@ per router/service/entry point for the dashboard.
 
 from __future__ import annotations
 
-import threading
 import time
 from bisect import bisect_left
 from collections import deque
@@ -109,8 +108,6 @@ class Metrics:
         #: hands the recording's pending entries to the consumers (set by whoever wires it)
         self.flush: Callable[[], None] = _nothing
         self._inbox: deque[list[Entry]] = deque()
-        #: held while batches are added and while a scrape reads
-        self.lock = threading.Lock()
         #: ``() -> [(entrypoint, protocol, count)]`` and ``() -> [(cn, serial, sans, not_after)]``
         self.open_connections: Callable[[], Iterable[tuple[str, str, int]]] = list
         self.certificates: Callable[[], Iterable[tuple[str, str, str, float]]] = list
@@ -134,22 +131,20 @@ class Metrics:
 
     def take(self, batch: list[Entry]) -> None:
         """:class:`~ferryman.observability.recorder.BatchConsumer`: keep the batch for :meth:`work`."""
-        self._inbox.append(batch)
+        self._inbox.extend(chunks(batch))
 
-    def work(self) -> None:
-        """Adds the waiting batches to the slots (the worker thread, or a reader after
-        :meth:`sync`)."""
-        with self.lock:
-            inbox = self._inbox
-            while inbox:
-                for chunk in chunks(inbox.popleft()):
-                    self._add(chunk)
+    def work(self) -> bool:
+        """Adds one waiting chunk to the slots; whether more is waiting."""
+        inbox = self._inbox
+        if inbox:
+            self._add(inbox.popleft())
+        return bool(inbox)
 
     def sync(self) -> None:
-        """Everything finished up to now is in the slots (event loop thread: a scrape, the
-        dashboard)."""
+        """Everything finished up to now is in the slots (a scrape, the dashboard)."""
         self.flush()
-        self.work()
+        while self.work():
+            pass
 
     def _add(self, batch: list[Entry]) -> None:
         """One tight loop per batch. Consecutive requests with the same labels (the common case:
@@ -306,11 +301,10 @@ class TraefikCollector(Collector):
                 family.add_metric((cn, serial, sans), not_after)
             yield family
         m.sync()
-        with m.lock:
-            eps, routers, services = m.tables()
-            retries_now = dict(m.retries)
-            self._labelled = dict(m.labelled)
-            self._tls = dict(m.tls)
+        eps, routers, services = m.tables()
+        retries_now = dict(m.retries)
+        self._labelled = dict(m.labelled)
+        self._tls = dict(m.tls)
         if m.entry_points_on:
             yield from self._level("entrypoint", ("entrypoint",), {n: ((n,), t) for n, t in eps.items()})
         if m.routers_on:

@@ -19,8 +19,8 @@ Contract (others may code against it):
   appended to the process-wide :class:`Recording`; nothing else happens per request. Every
   :data:`TICK` seconds the event loop hands the collected tuples, as one batch, to each consumer
   (:class:`BatchConsumer`: metrics, the access log, the dashboard's counter), which aggregates or
-  formats them later -- the metrics and access-log work runs in one worker thread, in tight loops
-  over batches, instead of per request on the loop. Readers that must see every finished request
+  formats them in tight loops over chunks of the batch, between I/O callbacks (only the access
+  log's ``write`` leaves the loop, for a writer thread). Readers that must see every finished request
   (a Prometheus scrape, ``/api/traffic``) call :meth:`Recording.flush` and then process what is
   waiting, on the spot.
 * Which consumers want an entry is a bit mask in the entry (``E_MASK``): requests served by
@@ -31,9 +31,7 @@ Contract (others may code against it):
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -49,28 +47,6 @@ log = get_logger("ferryman.recorder")
 
 #: How often (seconds) the loop hands the finished exchanges to the consumers.
 TICK: Final = 0.1
-def entry_names(e: Entry) -> tuple[str, str | None, str | None]:
-    """``(entry point, router, service)`` of an entry (for consumers off the hot loops)."""
-    labels = e[E_LABELS]
-    return labels[K_EP], labels[K_ROUTER], labels[K_SERVICE]
-
-
-#: Entries a consumer processes in the worker thread before it lets the event loop run: the loop
-#: waits for the GIL at most that long (~0.5 ms), not a whole switch interval (5 ms).
-CHUNK: Final = 512
-
-
-def chunks(batch: list[Entry]) -> Iterator[list[Entry]]:
-    """``batch`` in slices of :data:`CHUNK`; between two slices, in the worker thread, the GIL goes
-    to the event loop if it waits for it (``sleep(0)``)."""
-    if len(batch) <= CHUNK:
-        yield batch
-        return
-    worker = threading.current_thread() is not threading.main_thread()
-    for i in range(0, len(batch), CHUNK):
-        if i and worker:
-            time.sleep(0)
-        yield batch[i:i + CHUNK]
 
 #: One finished exchange, plain values only (see the ``E_*`` indexes).
 Entry = tuple[Any, ...]
@@ -124,6 +100,23 @@ _GRPC: Final = b"application/grpc"
 _GRPC_WEB: Final = b"application/grpc-web"
 
 
+def entry_names(e: Entry) -> tuple[str, str | None, str | None]:
+    """``(entry point, router, service)`` of an entry (for consumers off the hot loops)."""
+    labels = e[E_LABELS]
+    return labels[K_EP], labels[K_ROUTER], labels[K_SERVICE]
+
+
+#: Entries a consumer processes at a time before the loop serves I/O again (~0.2-0.5 ms).
+CHUNK: Final = 512
+
+
+def chunks(batch: list[Entry]) -> list[list[Entry]]:
+    """``batch`` in slices of at most :data:`CHUNK` entries."""
+    if len(batch) <= CHUNK:
+        return [batch]
+    return [batch[i:i + CHUNK] for i in range(0, len(batch), CHUNK)]
+
+
 class BatchConsumer(Protocol):
     """Takes the batches of finished exchanges (called on the event loop: keep it cheap)."""
 
@@ -153,10 +146,16 @@ def grpc_status(headers: Headers | None, trailers: Headers | None) -> int:
 class Recording:
     """Process-wide: the finished exchanges of the current tick, and who takes them.
 
-    ``pending`` is only touched by the event loop thread (appended to per request, copied and
-    cleared at each tick), so the hot path takes no lock. Consumers that do their work in the
-    worker thread (metrics, access log) implement ``work()``; it is called there after each tick,
-    and by readers that need everything up to now (after :meth:`flush`)."""
+    Everything here runs on the event loop thread: ``pending`` is appended to per request and
+    handed over (copied, cleared) at each tick, so the request path takes no lock. Consumers that
+    have work to do with a batch (metrics, access log) register a ``work()`` that processes one
+    chunk of what they were given and says whether more is waiting; after a tick the recording
+    calls them chunk by chunk, letting the loop serve I/O in between (``call_soon``), so no request
+    waits for more than one chunk. Readers that need everything up to now call :meth:`flush` and
+    :meth:`work`.
+
+    (A worker thread did this before: on one core, handing the GIL back and forth with it cost
+    more CPU per request than the work itself. Only the access log's ``write`` leaves the loop.)"""
 
     def __init__(self) -> None:
         self.pending: list[Entry] = []
@@ -165,24 +164,21 @@ class Recording:
         self.internal_routers: set[str | None] = set()
         #: bit -> consumer (bit = 1 << index)
         self.consumers: list[BatchConsumer] = []
-        self._workers: list[Callable[[], None]] = []
+        self._workers: list[Callable[[], bool]] = []
         self._handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake = threading.Event()
-        self._closing = False
-        self._thread: threading.Thread | None = None
+        self._draining = False
 
-    def register(self, consumer: BatchConsumer, work: Callable[[], None] | None = None) -> int:
-        """Adds a consumer; returns its bit. ``work`` runs in the worker thread after each tick."""
+    def register(self, consumer: BatchConsumer, work: Callable[[], bool] | None = None) -> int:
+        """Adds a consumer; returns its bit. ``work()`` processes one chunk of what the consumer
+        took and returns whether more is waiting."""
         self.consumers.append(consumer)
         if work is not None:
             self._workers.append(work)
         return 1 << (len(self.consumers) - 1)
 
-    # ------------------------------------------------------------------ loop side
-
     def flush(self) -> None:
-        """Hands what finished so far to every consumer (event loop thread only)."""
+        """Hands what finished so far to every consumer."""
         pending = self.pending
         if not pending:
             return
@@ -196,9 +192,6 @@ class Recording:
             return
         self._loop = loop
         self._handle = loop.call_later(TICK, self._tick)
-        if self._workers:
-            self._thread = threading.Thread(target=self._run, name="observability-writer", daemon=True)
-            self._thread.start()
 
     def _tick(self) -> None:
         loop = self._loop
@@ -207,42 +200,41 @@ class Recording:
         self._handle = loop.call_later(TICK, self._tick)
         if self.pending:
             self.flush()
-            self._wake.set()
+        if self._workers and not self._draining:
+            # also what a reader's flush() handed over without processing everything
+            self._draining = True
+            self._drain()
+
+    def _drain(self) -> None:
+        if self.work_some() and self._loop is not None:
+            self._loop.call_soon(self._drain)
+        else:
+            self._draining = False
+
+    def work_some(self) -> bool:
+        """One chunk for every consumer with work; whether any has more waiting."""
+        more = False
+        for work in self._workers:
+            try:
+                if work():
+                    more = True
+            except Exception:  # a consumer's bug must not stop the others
+                log.exception("observability consumer failed")
+        return more
+
+    def work(self) -> None:
+        """All the consumers' waiting work, now."""
+        while self.work_some():
+            pass
 
     def close(self) -> None:
-        """Hands over what is left and lets the worker finish it (shutdown)."""
+        """Hands over and processes what is left (shutdown)."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         self._loop = None
         self.flush()
-        self._closing = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-            self._thread = None
-        else:
-            self.work()
-
-    # ------------------------------------------------------------------ worker thread
-
-    def work(self) -> None:
-        """Every consumer's ``work()`` (the worker thread, or ``close``)."""
-        for work in self._workers:
-            try:
-                work()
-            except Exception:  # a consumer's bug must not stop the others or the thread
-                log.exception("observability worker failed")
-
-    def _run(self) -> None:
-        while True:
-            # Woken by the loop's tick, not per request: every wake-up of this thread costs the
-            # loop a GIL hand-over (and a context switch when both share one core).
-            self._wake.wait(1.0)
-            self._wake.clear()
-            self.work()
-            if self._closing:
-                return
+        self.work()
 
 
 class Observer:
