@@ -282,8 +282,9 @@ class Exchange:
         self.router: str | None = None
         #: The entry point's :class:`~ferryman.observability.recorder.Observer` while the exchange
         #: is being recorded (metrics, access logs), else ``None``. ``Observer.begin`` also sets
-        #: ``obs_start``, ``obs_target``, ``obs_user``, ``obs_upstream``, ``obs_retries``,
-        #: ``resp_headers`` and ``resp_length`` (only read while ``obs`` is set).
+        #: ``obs_start``, ``obs_target``, ``obs_user``, ``obs_upstream`` and ``obs_retries``; the
+        #: client connection sets ``resp_headers`` and ``resp_length`` with the head while ``obs``
+        #: is set.
         self.obs: Observer | None = None
         self.service: str | None = None
         self.status = 0

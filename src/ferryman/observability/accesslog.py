@@ -275,7 +275,9 @@ class AccessLog:
         lines = self._lines
         if lines:
             self._lines = []
-            self._writer.put(("\n".join(lines) + "\n").encode("utf-8", "replace"), len(lines))
+            count = len(lines)
+            lines.append("")  # the last line's newline
+            self._writer.put("\n".join(lines).encode("utf-8", "replace"), count)
         return False
 
     def start(self) -> None:
@@ -333,6 +335,8 @@ class AccessLog:
         stamp = ""
         key: tuple[Any, ...] | None = None
         head = tail = ""
+        client = user = None
+        prefix = ""
         for e in batch:
             # layout: recorder.E_* (2 the line's middle, 5 start, 6 duration, 8 client ip, 10 user)
             count += 1
@@ -341,14 +345,19 @@ class AccessLog:
                 wall = start + offset
                 low = start - wall % 1_000_000_000
                 high = low + 1_000_000_000
-                stamp = f" [{clock.clf(wall)}] "
+                stamp = clock.clf(wall)
+                client = None
+            if e[8] != client or e[10] != user:
+                client = e[8]
+                user = e[10]
+                prefix = f"{client} - {user} [{stamp}] "
             middle = e[2]
             if middle != key:
                 key = middle
                 found = parts.get(middle)
                 head, tail = found if found is not None else self._parts(middle)
             ms = e[6] // 1_000_000
-            append(f"{e[8]} - {e[10]}{stamp}{head} {count}{tail}{_MS[ms] if ms < 1000 else ms}ms")
+            append(f"{prefix}{head} {count}{tail}{_MS[ms] if ms < 1000 else ms}ms")
         self._count = count
 
     def _clf_lines_filtered(self, batch: list[Entry], offset: int, lines: list[str]) -> None:

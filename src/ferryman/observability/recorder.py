@@ -10,7 +10,7 @@ Contract (others may code against it):
   HTTP/2 and HTTP/3 the same way). The client connection -- the innermost response sink, so it sees
   what the client really gets -- keeps ``ex.status`` and counts ``ex.sent`` (response body bytes)
   for every exchange; while ``ex.obs`` is set it also keeps ``ex.resp_headers``/``ex.resp_length``
-  from the head, and it calls ``ex.obs.finish(ex, trailers)`` when the response ends. An aborted
+  from the head (read only once ``ex.status`` is set), and it calls ``ex.obs.finish(ex, trailers)`` when the response ends. An aborted
   exchange or a client gone before the end goes through :func:`lost` (Traefik's 499 when no
   status was sent).
 * Others fill in what only they know, guarded by ``ex.obs is not None``: the forwarder
@@ -280,8 +280,6 @@ class Observer:
         ex.obs_user = "-"
         ex.obs_upstream = ""
         ex.obs_retries = 0
-        ex.resp_headers = None
-        ex.resp_length = -1
 
     def finish(self, ex: Exchange, trailers: Headers | None = None, status: int = 0) -> None:
         """The response ended (or failed; ``status`` replaces an unset ``ex.status``): record it
@@ -329,7 +327,7 @@ class Observer:
                 proto = "sse"
             elif ctype is not None and ctype.startswith(_GRPC):
                 proto = "grpc-web" if ctype.startswith(_GRPC_WEB) else "grpc"
-                code = grpc_status(ex.resp_headers, trailers)
+                code = grpc_status(ex.resp_headers if ex.status else None, trailers)
         conn = ex.conn
         start = ex.obs_start
         length = ex.body_length
@@ -349,11 +347,13 @@ class Observer:
             if self.label_headers else None
         extra: Extra | None = None
         if self.json:
+            # the head's facts exist once a status was sent (the connection keeps them)
+            length = ex.resp_length if ex.status else -1
             if self.json_headers:
                 ex.materialize_forwarded()  # Traefik logs the X-Forwarded-* it adds
-                extra = (ex.authority, ex.conn.scheme, ex.resp_length, ex.resp_headers, ex.headers)
+                extra = (ex.authority, ex.conn.scheme, length, ex.resp_headers if ex.status else None, ex.headers)
             else:
-                extra = (ex.authority, ex.conn.scheme, ex.resp_length, None, None)
+                extra = (ex.authority, ex.conn.scheme, length, None, None)
         return labels, extra
 
 
