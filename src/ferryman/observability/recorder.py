@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from time import perf_counter_ns
+from time import perf_counter_ns, time_ns
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ferryman.http.exchange import X_WEBSOCKET
@@ -367,7 +367,5 @@ def lost(ex: Exchange) -> None:
 
 def wall_offset() -> int:
     """``time_ns() - perf_counter_ns()`` now: turns ``E_START`` into wall-clock time."""
-    from time import time_ns
-
     return time_ns() - perf_counter_ns()
 
