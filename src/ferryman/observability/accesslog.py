@@ -532,13 +532,15 @@ class _Writer:
         self._thread: threading.Thread | None = None
         self._file: IO[bytes] | None = None
         self._text: IO[str] | None = None  # stdout without a binary buffer (tests capture it)
+        self._opened = False
         self.queued = 0  # lines handed over (loop thread)
         self.done = 0  # lines written or lost (writer thread)
         self.written = 0
 
     def start(self) -> None:
         if self._thread is None:
-            self._open()
+            if not self._opened:
+                self._open()
             self._closing = False
             self._thread = threading.Thread(target=self._run, name="accesslog-writer", daemon=True)
             self._thread.start()
@@ -565,6 +567,7 @@ class _Writer:
         self._file = self._text = None
 
     def _open(self) -> None:
+        self._opened = True
         self._file = self._text = None
         if not self.path:
             buffer = getattr(sys.stdout, "buffer", None)
@@ -589,6 +592,8 @@ class _Writer:
 
     def write_now(self) -> None:
         with self._lock:
+            if not self._opened:
+                self._open()  # written before start() (tests, a shutdown before serving)
             if self._reopen:
                 self._reopen = False
                 old = self._file

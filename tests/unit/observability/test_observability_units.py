@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -181,3 +182,46 @@ def test_clf_filters_muted_generic_and_header_modes() -> None:
     assert generic == ['"GET /a HTTP/1.1" 200 2 "http://a/" "REDACTED"']
     kept = _recorded({"format": "common", "fields": {"headers": {"defaultMode": "keep"}}}, requests[:1])
     assert kept == ['"GET /a HTTP/1.1" 200 2 "http://a/" "curl \\"8\\"" 1 "a@file" "http://10.0.0.9:80" 0ms']
+
+
+def test_access_log_writes_batches_and_drops_past_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches reach the file through the writer (also before start(), e.g. at shutdown); past
+    MAX_PENDING waiting lines a batch is dropped and counted, never queued without bound."""
+    import ferryman.observability.accesslog as accesslog
+    from ferryman.observability.recorder import (
+        E_CLIENT_IP,
+        E_EXTRA,
+        E_LABELS,
+        E_LINE,
+        E_MASK,
+        E_START,
+        E_USER,
+        Recording,
+    )
+    from ferryman.static.models import AccessLog as AccessLogConfig
+
+    path = tmp_path / "logs" / "access.log"
+    log = accesslog.AccessLog(AccessLogConfig.model_validate({"filePath": str(path)}))
+    recording = Recording()
+    log.bit = recording.register(log, log.work)
+
+    def entry(n: int) -> tuple[Any, ...]:
+        values: list[Any] = [0] * (E_EXTRA + 1)
+        values[E_MASK] = log.bit
+        values[E_LABELS] = ("web", "s@file", "http", 200, "r@file", b"GET")
+        values[E_LINE] = ("r@file", b"GET", b"/%d" % n, b"1.1", 200, 2, "", None, None)
+        values[E_CLIENT_IP], values[E_USER], values[E_START] = "10.0.0.1", "-", 0
+        return tuple(values)
+
+    recording.pending.extend(entry(n) for n in range(3))
+    recording.close()
+    log.flush_now()
+    lines = path.read_text().splitlines()
+    assert [ln.split('"')[1] for ln in lines] == ["GET /0 HTTP/1.1", "GET /1 HTTP/1.1", "GET /2 HTTP/1.1"]
+    assert log.written == 3 and log.dropped == 0
+    monkeypatch.setattr(accesslog, "MAX_PENDING", 4)
+    log.take([entry(n) for n in range(3)])
+    log.take([entry(n) for n in range(2)])  # 3 waiting + 2 > 4: dropped
+    assert log.dropped == 2
+    log.close()
+    assert len(path.read_text().splitlines()) == 6
