@@ -73,6 +73,15 @@ def _nothing() -> None:
     pass
 
 
+def _add_run(slot: Slot, count: int, req: int, resp: int, total: int, fast: int) -> None:
+    """A run of requests with the same labels: counts, bytes, duration sum, first bucket."""
+    slot[0] += count
+    slot[1] += req
+    slot[2] += resp
+    slot[3] += total
+    slot[4] += fast
+
+
 class Metrics:
     """The registry: slots filled per request, read by :class:`TraefikCollector` at scrape time."""
 
@@ -149,8 +158,8 @@ class Metrics:
     def _add(self, batch: list[Entry]) -> None:
         """One tight loop per batch. Consecutive requests with the same labels (the common case:
         a busy router) are summed in local variables and added to their slot once per run; a new
-        label set costs one slice and one dictionary look-up (the entry point, router and service
-        families are sums over slots, made at scrape time)."""
+        label set costs one dictionary look-up (the entry point, router and service families are
+        sums over slots, made at scrape time)."""
         bit = self.bit
         muted = self.muted
         slots = self.slots
@@ -168,11 +177,7 @@ class Metrics:
             labels = e[1]  # (entrypoint, service, protocol, code, router, method)
             if labels != key:
                 if count:
-                    slot[0] += count
-                    slot[1] += req
-                    slot[2] += resp
-                    slot[3] += total
-                    slot[4] += fast
+                    _add_run(slot, count, req, resp, total, fast)
                 key = labels
                 slot = slots.get(key)  # type: ignore[assignment]
                 if slot is None:
@@ -190,11 +195,7 @@ class Metrics:
             if e[7] or e[11] is not None or rare:
                 self._add_rare(e)
         if count:
-            slot[0] += count
-            slot[1] += req
-            slot[2] += resp
-            slot[3] += total
-            slot[4] += fast
+            _add_run(slot, count, req, resp, total, fast)
 
     def _add_rare(self, e: Entry) -> None:
         """Retries, TLS and ``headerLabels`` counters."""
