@@ -308,7 +308,7 @@ class AccessLog:
             return True
         return self._min_duration_ns > 0 and e[E_DURATION] > self._min_duration_ns
 
-    # ------------------------------------------------------------------ formatting (worker thread)
+    # ------------------------------------------------------------------ formatting (event loop, in chunks)
 
     def format_line(self, entry: Entry) -> str:
         """One line (tests): what :meth:`work` writes for this entry."""

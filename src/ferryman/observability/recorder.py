@@ -6,13 +6,13 @@ Contract (others may code against it):
   metrics, nor access logs, nor a watching dashboard): connections then pay one attribute test per
   request and nothing else.
 * Otherwise it is an :class:`Observer`. Connections call ``observer.begin(ex)`` once per request,
-  right after building the :class:`~ferryman.http.exchange.Exchange` and before routing (HTTP/1.1,
-  HTTP/2 and HTTP/3 the same way). The client connection -- the innermost response sink, so it sees
-  what the client really gets -- keeps ``ex.status`` and counts ``ex.sent`` (response body bytes)
-  for every exchange; while ``ex.obs`` is set it also keeps ``ex.resp_headers``/``ex.resp_length``
-  from the head (read only once ``ex.status`` is set), and it calls ``ex.obs.finish(ex, trailers)`` when the response ends. An aborted
-  exchange or a client gone before the end goes through :func:`lost` (Traefik's 499 when no
-  status was sent).
+  right after building the :class:`~ferryman.http.exchange.Exchange` and before routing (HTTP/2
+  and HTTP/3; HTTP/1.1 inlines the same stores). The client connection -- the innermost response
+  sink, so it sees what the client really gets -- keeps ``ex.status`` and counts ``ex.sent``
+  (response body bytes) for every exchange; while ``ex.obs`` is set it also keeps
+  ``ex.resp_headers``/``ex.resp_length`` from the head (read only once ``ex.status`` is set), and
+  it calls ``ex.obs.finish(ex, trailers)`` when the response ends. An aborted exchange or a client
+  gone before the end goes through :func:`lost` (Traefik's 499 when no status was sent).
 * Others fill in what only they know, guarded by ``ex.obs is not None``: the forwarder
   ``ex.obs_upstream``, basicAuth/digestAuth/forwardAuth ``ex.obs_user``, retry ``ex.obs_retries``.
 * ``finish`` copies the facts into one tuple of plain values (layout ``E_*``)
@@ -20,9 +20,9 @@ Contract (others may code against it):
   :data:`TICK` seconds the event loop hands the collected tuples, as one batch, to each consumer
   (:class:`BatchConsumer`: metrics, the access log, the dashboard's counter), which aggregates or
   formats them in tight loops over chunks of the batch, between I/O callbacks (only the access
-  log's ``write`` leaves the loop, for a writer thread). Readers that must see every finished request
-  (a Prometheus scrape, ``/api/traffic``) call :meth:`Recording.flush` and then process what is
-  waiting, on the spot.
+  log's ``write`` leaves the loop, for a writer thread). Readers that must see every finished
+  request (a Prometheus scrape, ``/api/traffic``) call :meth:`Recording.flush` and then process
+  what is waiting, on the spot.
 * Which consumers want an entry is a bit mask in the entry (``E_MASK``): requests served by
   ``*@internal`` routers (API, ping, metrics, dashboard) only carry the bits of consumers that asked
   for internals (``metrics.addInternals`` / ``accessLog.addInternals``).
