@@ -72,6 +72,7 @@ __all__ = [
     "Handler",
     "Headers",
     "Producer",
+    "RelaySink",
     "ResponseHook",
     "ResponseSink",
     "TunnelPeer",
@@ -561,22 +562,19 @@ class Exchange:
         sink.send_end(None)
 
 
-class _HookedSink:
-    """Runs the exchange's response hooks on the final head, then passes everything through."""
+class RelaySink:
+    """A :class:`ResponseSink` that passes everything to ``_next``: subclass it and override only
+    what a wrapper changes or watches."""
 
-    __slots__ = ("_ex", "_next")
+    __slots__ = ("_next",)
 
-    def __init__(self, ex: Exchange, nxt: ResponseSink) -> None:
-        self._ex = ex
+    def __init__(self, nxt: ResponseSink) -> None:
         self._next = nxt
 
     def send_info(self, status: int, headers: Headers) -> None:
         self._next.send_info(status, headers)
 
     def send_head(self, status: int, headers: Headers, length: int) -> None:
-        ex = self._ex
-        for hook in ex._hooks or ():
-            status = hook(ex, status, headers)
         self._next.send_head(status, headers, length)
 
     def send_data(self, data: bytes) -> None:
@@ -587,3 +585,19 @@ class _HookedSink:
 
     def abort(self) -> None:
         self._next.abort()
+
+
+class _HookedSink(RelaySink):
+    """Runs the exchange's response hooks on the final head, then passes everything through."""
+
+    __slots__ = ("_ex",)
+
+    def __init__(self, ex: Exchange, nxt: ResponseSink) -> None:
+        super().__init__(nxt)
+        self._ex = ex
+
+    def send_head(self, status: int, headers: Headers, length: int) -> None:
+        ex = self._ex
+        for hook in ex._hooks or ():
+            status = hook(ex, status, headers)
+        self._next.send_head(status, headers, length)

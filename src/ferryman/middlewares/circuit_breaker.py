@@ -40,7 +40,7 @@ from typing import Final
 
 from ferryman.dynamic.models import CircuitBreaker
 from ferryman.errors import ConfigError, RuleError
-from ferryman.http.exchange import Exchange, Handler, Headers, ResponseSink
+from ferryman.http.exchange import Exchange, Handler, Headers, RelaySink, ResponseSink
 from ferryman.middlewares.cb_expression import ExpressionError, Parsed, parse_expression
 from ferryman.proto.h1 import REASONS
 from ferryman.state import StateRegistry
@@ -241,26 +241,20 @@ class Breaker:
             self.metrics.reset()
 
 
-class _RecordingSink:
+class _RecordingSink(RelaySink):
     """Sees the response of a request that went through, records it when it is over."""
 
-    __slots__ = ("_breaker", "_next", "_start", "_status")
+    __slots__ = ("_breaker", "_start", "_status")
 
     def __init__(self, breaker: Breaker, nxt: ResponseSink, start: float) -> None:
+        super().__init__(nxt)
         self._breaker: Breaker | None = breaker
-        self._next = nxt
         self._start = start
         self._status = 0
-
-    def send_info(self, status: int, headers: Headers) -> None:
-        self._next.send_info(status, headers)
 
     def send_head(self, status: int, headers: Headers, length: int) -> None:
         self._status = status
         self._next.send_head(status, headers, length)
-
-    def send_data(self, data: bytes) -> None:
-        self._next.send_data(data)
 
     def send_end(self, trailers: Headers | None) -> None:
         self._next.send_end(trailers)

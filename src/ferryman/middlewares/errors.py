@@ -31,7 +31,7 @@ from urllib.parse import quote_plus
 
 from ferryman.dynamic.models import ErrorPage
 from ferryman.errors import ConfigError
-from ferryman.http.exchange import Exchange, Handler, Headers, ResponseSink
+from ferryman.http.exchange import Exchange, Handler, Headers, RelaySink, ResponseSink
 from ferryman.middlewares._go import GoURLError, parse_url
 from ferryman.upstream.forwarder import canonical_header_name
 
@@ -92,29 +92,17 @@ class _Relay:
             producer.downstream_lost()
 
 
-class _CodeModifier:
+class _CodeModifier(RelaySink):
     """Relays the error page service's response with the enforced status."""
 
-    __slots__ = ("_code", "_next")
+    __slots__ = ("_code",)
 
     def __init__(self, code: int, nxt: ResponseSink) -> None:
+        super().__init__(nxt)
         self._code = code
-        self._next = nxt
-
-    def send_info(self, status: int, headers: Headers) -> None:
-        self._next.send_info(status, headers)
 
     def send_head(self, status: int, headers: Headers, length: int) -> None:
         self._next.send_head(self._code, headers, length)
-
-    def send_data(self, data: bytes) -> None:
-        self._next.send_data(data)
-
-    def send_end(self, trailers: Headers | None) -> None:
-        self._next.send_end(trailers)
-
-    def abort(self) -> None:
-        self._next.abort()
 
 
 class _Catcher:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Final
 
 from ferryman.dynamic.models import InFlightReq
-from ferryman.http.exchange import Exchange, Handler, Headers, ResponseSink
+from ferryman.http.exchange import Exchange, Handler, Headers, RelaySink, ResponseSink
 from ferryman.middlewares.source import SourceExtractor, compile_source
 
 __all__ = ["SWEEP_EVERY", "InFlightReqHandler", "build_in_flight_req"]
@@ -88,24 +88,15 @@ class InFlightReqHandler:
             self.release(ex)
 
 
-class _ReleasingSink:
+class _ReleasingSink(RelaySink):
     """Passes the response through and releases the exchange when it ends or is aborted."""
 
-    __slots__ = ("_ex", "_next", "_owner")
+    __slots__ = ("_ex", "_owner")
 
     def __init__(self, owner: InFlightReqHandler, ex: Exchange, nxt: ResponseSink) -> None:
+        super().__init__(nxt)
         self._owner = owner
         self._ex = ex
-        self._next = nxt
-
-    def send_info(self, status: int, headers: Headers) -> None:
-        self._next.send_info(status, headers)
-
-    def send_head(self, status: int, headers: Headers, length: int) -> None:
-        self._next.send_head(status, headers, length)
-
-    def send_data(self, data: bytes) -> None:
-        self._next.send_data(data)
 
     def send_end(self, trailers: Headers | None) -> None:
         self._next.send_end(trailers)
