@@ -310,12 +310,6 @@ class AccessLog:
 
     # ------------------------------------------------------------------ formatting (event loop, in chunks)
 
-    def format_line(self, entry: Entry) -> str:
-        """One line (tests): what :meth:`work` writes for this entry."""
-        lines: list[str] = []
-        (self._clf_lines if self._clf_mode else self._json_lines)([entry], wall_offset(), lines)
-        return lines[0] if lines else ""
-
     def _clf_lines(self, batch: list[Entry], offset: int, lines: list[str]) -> None:
         """CLF lines of a batch, in one loop. What repeats from one request to the next is
         formatted once: the middle of the line (request line, status, size, Referer, User-Agent;

@@ -258,7 +258,7 @@ class Observer:
         self.label_headers = tuple(label_headers)
         #: metrics record: find the protocol label (``E_PROTO``, ``E_CODE``)
         self.protocols = protocols
-        #: the CLF access log shows the Referer / User-Agent (``E_REFERER``, ``E_UA``)
+        #: the CLF access log shows the Referer / User-Agent (``E_LINE``'s Referer and User-Agent)
         self.clf_headers = clf_headers
         #: the access log is json (``E_EXTRA``), and logs headers (keep the header lists there)
         self.json = json
