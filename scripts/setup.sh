@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create/refresh the project virtualenv at <repo>/.venv: the pinned requirements.lock, then ferryman itself
-# in editable mode (--no-deps). Idempotent: when the lock, pyproject.toml and the interpreter are unchanged
-# since the last successful run, it returns at once.
+# in editable mode (--no-deps; this compiles the optional C extension ferryman._speedups in place when gcc
+# and the Python headers are there). Idempotent: when the lock, pyproject.toml, setup.py, the C source and
+# the interpreter are unchanged since the last successful run, it returns at once.
 #   ./scripts/setup.sh            # set up or refresh
 #   FERRYMAN_SETUP_FORCE=1 ./scripts/setup.sh   # reinstall even if up to date
 set -euo pipefail
@@ -43,7 +44,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     fi
 fi
 
-want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)-$("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')
+want=$(cat requirements.lock pyproject.toml setup.py src/ferryman/_speedups.c | sha256sum | cut -d' ' -f1)-$("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')
 if [ -z "${FERRYMAN_SETUP_FORCE:-}" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
     && [ -x "$VENV/bin/ferryman" ]; then
     echo "setup.sh: .venv is up to date"
@@ -57,5 +58,9 @@ echo "setup.sh: installing requirements.lock into .venv"
 echo "setup.sh: installing ferryman (editable, --no-deps)"
 "$VENV/bin/python" -m pip install -q --no-deps -e .
 "$VENV/bin/python" -c 'import ferryman' >/dev/null
+if ! "$VENV/bin/python" -c 'import ferryman._speedups' >/dev/null 2>&1; then
+    echo "setup.sh: note: the optional C extension ferryman._speedups was not built (no gcc or Python headers;" >&2
+    echo "          on Debian: apt-get install -y gcc python3.11-dev); the observability loops run in Python" >&2
+fi
 echo "$want" > "$STAMP"
 echo "setup.sh: done; $(ls "$VENV/bin/ferryman")"

@@ -50,6 +50,7 @@ from ferryman.observability.recorder import (
     K_ROUTER,
     chunks,
     entry_names,
+    speedups,
 )
 
 if TYPE_CHECKING:
@@ -170,6 +171,14 @@ class Metrics:
         key: tuple[Any, ...] | None = None
         slot: Slot = []
         count = req = resp = total = fast = 0
+        if speedups is not None and not muted:
+            # the compiled loop below; it stops at what it does not handle, Python does the rest
+            stop, rare_entries = speedups.metrics_add(batch, bit, slots, width, bounds, rare)
+            for e in rare_entries:
+                self._add_rare(e)
+            if stop == len(batch):
+                return
+            batch = batch[stop:]
         if muted or not all(map(bit.__and__, map(_MASK, batch))):
             batch = [e for e in batch if e[E_MASK] & bit and not (muted and e[E_LABELS][K_ROUTER] in muted)]
         for e in batch:

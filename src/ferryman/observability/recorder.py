@@ -31,6 +31,7 @@ Contract (others may code against it):
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Sequence
 from time import perf_counter_ns, time_ns
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -115,6 +116,33 @@ def chunks(batch: list[Entry]) -> list[list[Entry]]:
     if len(batch) <= CHUNK:
         return [batch]
     return [batch[i:i + CHUNK] for i in range(0, len(batch), CHUNK)]
+
+
+class Speedups(Protocol):
+    """What ``ferryman._speedups`` offers (the consumers' loops; see the C source's docstrings)."""
+
+    def clf_lines(self, batch: list[Entry], bit: int, offset: int, count: int,
+                  parts: dict[tuple[Any, ...], tuple[str, str]], make_parts: Callable[[tuple[Any, ...]], tuple[str, str]],
+                  stamp: Callable[[int], str], /) -> tuple[bytes, int, int]: ...
+
+    def metrics_add(self, batch: list[Entry], bit: int, slots: dict[Any, list[Any]], width: int,
+                    bounds: tuple[int, ...], rare: bool, /) -> tuple[int, list[Entry]]: ...
+
+
+def _load_speedups() -> Speedups | None:
+    """The compiled loops of the consumers (``ferryman._speedups``), unless not built or
+    ``FERRYMAN_NO_SPEEDUPS`` is set; the consumers' Python loops are the reference."""
+    if os.environ.get("FERRYMAN_NO_SPEEDUPS"):
+        return None
+    try:
+        from ferryman import _speedups as module
+    except ImportError:
+        return None
+    return module
+
+
+#: ``ferryman._speedups`` or None (see :func:`_load_speedups`)
+speedups: Speedups | None = _load_speedups()
 
 
 class BatchConsumer(Protocol):

@@ -1,0 +1,9 @@
+# Types of the optional compiled module (src/ferryman/_speedups.c); see its docstrings.
+from collections.abc import Callable
+from typing import Any
+
+def clf_lines(batch: list[tuple[Any, ...]], bit: int, offset: int, count: int,
+              parts: dict[tuple[Any, ...], tuple[str, str]], make_parts: Callable[[tuple[Any, ...]], tuple[str, str]],
+              stamp: Callable[[int], str], /) -> tuple[bytes, int, int]: ...
+def metrics_add(batch: list[tuple[Any, ...]], bit: int, slots: dict[Any, list[Any]], width: int,
+                bounds: tuple[int, ...], rare: bool, /) -> tuple[int, list[tuple[Any, ...]]]: ...

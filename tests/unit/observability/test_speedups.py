@@ -1,0 +1,165 @@
+"""The compiled loops (``ferryman._speedups``) against the Python loops they replace: the same
+batches must give the same access-log bytes and the same metrics, entry for entry."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ferryman.observability.accesslog as accesslog
+import ferryman.observability.metrics as metrics
+from ferryman.observability.accesslog import AccessLog
+from ferryman.observability.metrics import Metrics
+from ferryman.observability.recorder import E_EXTRA, speedups
+from ferryman.static.models import AccessLog as AccessLogConfig
+
+needs_speedups = pytest.mark.skipif(speedups is None, reason="ferryman._speedups is not built")
+
+BIT = 2
+OTHER = 1
+BASE = 1_790_000_000_000_000_000  # a perf_counter_ns-like start, far from 0
+
+
+def test_speedups_are_built_where_required() -> None:
+    """CI sets FERRYMAN_REQUIRE_SPEEDUPS: a silent build failure would leave the Python loops in
+    place and the benchmark's numbers would not be the ones users get."""
+    if not os.environ.get("FERRYMAN_REQUIRE_SPEEDUPS"):
+        pytest.skip("FERRYMAN_REQUIRE_SPEEDUPS is not set")
+    assert speedups is not None, "ferryman._speedups did not build (gcc and the Python headers?)"
+
+
+_labels = st.sampled_from([
+    ("web", "s@file", "http", 200, "r@file", b"GET"),
+    ("web", "s@file", "http", 404, "r@file", b"GET"),
+    ("websecure", None, "grpc", 0, None, b"POST"),
+    ("web", "s@file", "http", 200, "r@file", b"GET"),
+])
+_lines = st.tuples(
+    st.sampled_from(["r@file", "other@docker", None]),
+    st.sampled_from([b"GET", b"POST"]),
+    st.sampled_from([b"/", b"/a?q=1", b'/"quoted"', "/caf\u00e9".encode("latin-1"), b"/x/../y"]),
+    st.sampled_from([b"1.1", b"2", b"3", b"1.0"]),
+    st.sampled_from([200, 404, 499, 502]),
+    st.integers(0, 1 << 40),
+    st.sampled_from(["", "http://10.0.0.9:80", "http://[::1]:8080"]),
+    st.sampled_from([None, b"http://a/", b'a "b"']),
+    st.sampled_from([None, b"curl/8.0", "Mozilla \u00e9".encode("latin-1")]),
+)
+
+
+@st.composite
+def _entry(draw: st.DrawFn) -> tuple[Any, ...]:
+    values: list[Any] = [None] * (E_EXTRA + 1)
+    values[0] = draw(st.sampled_from([BIT, BIT, BIT | OTHER, OTHER]))
+    values[1] = draw(_labels)
+    values[2] = draw(_lines)
+    values[3] = draw(st.integers(0, 1 << 40) | st.just(1 << 64))
+    values[4] = draw(st.integers(0, 1 << 20))
+    values[5] = BASE + draw(st.integers(0, 5_000_000_000))
+    values[6] = draw(st.integers(0, 3_000_000_000) | st.sampled_from([999_999, 1_000_000, 1 << 63, 1 << 70]))
+    values[7] = draw(st.sampled_from([0, 0, 0, 2]))
+    values[8] = draw(st.sampled_from(["127.0.0.1", "10.0.0.7", "::1"]))
+    values[9] = 4000
+    values[10] = draw(st.sampled_from(["-", "-", "alice", "j\u00f6rg", "bad\udcff"]))
+    values[11] = draw(st.sampled_from([None, None, ("1.3", "TLS_AES_128_GCM_SHA256")]))
+    return tuple(values)
+
+
+# runs of equal entries (what a busy router gives) and mixed ones
+_batches = st.lists(st.tuples(_entry(), st.integers(1, 4)), max_size=40).map(
+    lambda runs: [e for e, times in runs for _ in range(times)])
+
+
+def _log(config: dict[str, Any]) -> AccessLog:
+    log = AccessLog(AccessLogConfig.model_validate(config))
+    log.bit = BIT
+    return log
+
+
+def _format_both(config: dict[str, Any], batches: list[list[tuple[Any, ...]]],
+                 monkeypatch: pytest.MonkeyPatch) -> tuple[list[tuple[bytes, int]], list[tuple[bytes, int]]]:
+    compiled, python = _log(config), _log(config)
+    got = [compiled._format(b, 7_000_000_123) for b in batches]
+    with monkeypatch.context() as m:
+        m.setattr(accesslog, "speedups", None)
+        want = [python._format(b, 7_000_000_123) for b in batches]
+    assert compiled._count == python._count
+    return got, want
+
+
+@needs_speedups
+@settings(max_examples=300, deadline=None)
+@given(batches=st.lists(_batches, min_size=1, max_size=3))
+def test_clf_lines_match_the_python_loop(batches: list[list[tuple[Any, ...]]]) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        got, want = _format_both({"format": "common"}, batches, monkeypatch)
+        assert got == want
+        kept, kept_want = _format_both({"format": "common", "fields": {"headers": {"defaultMode": "keep"}}},
+                                       batches, monkeypatch)
+        assert kept == kept_want
+
+
+@needs_speedups
+def test_clf_lines_stop_at_what_they_do_not_handle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another consumer's entry, a surrogate in a name: the Python loop takes over from there."""
+    entry: list[Any] = [BIT, ("web", "s", "http", 200, "r", b"GET"), ("r", b"GET", b"/", b"1.1", 200, 2, "", None, None),
+                        2, 0, BASE, 1_500_000, 0, "10.0.0.1", 1, "-", None, None, None]
+    other = [OTHER, *entry[1:]]
+    odd = [*entry[:10], "x\udcff", *entry[11:]]
+    batch = [tuple(entry), tuple(other), tuple(entry), tuple(odd), tuple(entry)]
+    assert speedups is not None
+    text, count, stop = speedups.clf_lines(batch, BIT, 0, 10, {}, _log({})._parts, lambda ns: "STAMP")
+    assert (count, stop) == (11, 1)
+    assert text == b'10.0.0.1 - - [STAMP] "GET / HTTP/1.1" 200 2 "-" "-" 11 "r" "-" 1ms\n'
+    text, count, stop = speedups.clf_lines(batch[2:], BIT, 0, 11, {}, _log({})._parts, lambda ns: "STAMP")
+    assert (count, stop) == (12, 1)
+    got, want = _format_both({}, [batch], monkeypatch)
+    assert got == want
+    assert got[0][1] == 4 and b" - x? [" in got[0][0]  # encoded as Python does ("replace")
+
+
+def _add_both(buckets: list[float], batches: list[list[tuple[Any, ...]]], monkeypatch: pytest.MonkeyPatch,
+              header_labels: dict[str, str] | None = None) -> tuple[Metrics, Metrics]:
+    compiled = Metrics(buckets=buckets, header_labels=header_labels)
+    python = Metrics(buckets=buckets, header_labels=header_labels)
+    compiled.bit = python.bit = BIT
+    for b in batches:
+        compiled._add(b)
+    with monkeypatch.context() as m:
+        m.setattr(metrics, "speedups", None)
+        for b in batches:
+            python._add(b)
+    return compiled, python
+
+
+@needs_speedups
+@settings(max_examples=300, deadline=None)
+@given(batches=st.lists(_batches, min_size=1, max_size=3),
+       buckets=st.sampled_from([[0.1, 0.3, 1.2, 5.0], [], [0.0005, 0.001, 2.5], [10.0]]))
+def test_metrics_add_matches_the_python_loop(batches: list[list[tuple[Any, ...]]], buckets: list[float]) -> None:
+    batches = [[(*e[:12], ("v",) if e[7] else None, None) for e in b] for b in batches]  # header labels
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        compiled, python = _add_both(buckets, batches, monkeypatch)
+        assert compiled.slots == python.slots
+        assert (compiled.retries, compiled.tls, compiled.labelled) == (python.retries, python.tls, python.labelled)
+        compiled, python = _add_both(buckets, batches, monkeypatch, header_labels={"l": "X-L"})
+        assert compiled.slots == python.slots
+        assert (compiled.retries, compiled.tls, compiled.labelled) == (python.retries, python.tls, python.labelled)
+
+
+@needs_speedups
+def test_metrics_add_rejects_a_foreign_slot() -> None:
+    assert speedups is not None
+    labels = ("web", "s", "http", 200, "r", b"GET")
+    entry = (BIT, labels, None, 1, 1, 0, 5, 0, "", 0, "-", None, None, None)
+    with pytest.raises(TypeError, match="slot"):
+        speedups.metrics_add([entry], BIT, {labels: [0]}, 9, (1, 2, 3, 4), False)
+    with pytest.raises(ValueError, match="width"):
+        speedups.metrics_add([entry], BIT, {}, 3, (1, 2, 3, 4), False)
+    slots: dict[Any, list[Any]] = {}
+    assert speedups.metrics_add([entry, entry], BIT, slots, 9, (1, 2, 3, 4), False) == (2, [])
+    assert slots == {labels: [2, 2, 2, 10, 0, 0, 0, 0, 2]}
