@@ -13,6 +13,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
+#include <stddef.h>
 #include <string.h>
 
 #define E_MASK 0
@@ -399,6 +401,323 @@ fail:
     return NULL;
 }
 
+
+/* ------------------------------------------------------------------ the request path: Finisher */
+
+/*
+ * Observer.finish_py (recorder.py) for the common case, as a callable object per observer. It reads
+ * the exchange's and the connection's __slots__ at their offsets: the offsets are looked up once per
+ * class, from the classes' own member descriptors, and used only for objects of exactly those
+ * classes (anything else, and every case it does not handle, goes to the Python method, before any
+ * change is made). Not handled here: gRPC responses (their status is in the trailers), observers
+ * with headerLabels or a json access log (they never get a Finisher).
+ */
+
+enum {
+    X_ROUTER, X_STATUS, X_HEADERS, X_FLAGS, X_CONN, X_OBS_START, X_BODY_LENGTH, X_METHOD, X_SENT,
+    X_SERVICE, X_OBS_TARGET, X_VERSION, X_OBS_UPSTREAM, X_OBS_RETRIES, X_OBS_USER, X_OBS, X_COUNT
+};
+static const char *const x_names[X_COUNT] = {
+    "router", "status", "headers", "flags", "conn", "obs_start", "body_length", "method", "sent",
+    "service", "obs_target", "version", "obs_upstream", "obs_retries", "obs_user", "obs",
+};
+enum { C_ENTRYPOINT, C_CLIENT_IP, C_CLIENT_PORT, C_TLS, C_COUNT };
+static const char *const c_names[C_COUNT] = {"entrypoint", "client_ip", "client_port", "tls"};
+
+typedef struct {
+    PyTypeObject *type;  /* strong; NULL until resolved */
+    int usable;
+    Py_ssize_t offsets[X_COUNT];  /* X_COUNT >= C_COUNT */
+} Layout;
+
+static Layout ex_layout, conn_layout;
+static PyObject *s_http, *s_websocket, *s_sse, *s_tls_names, *s_zero;
+
+/* The offsets of a class's T_OBJECT_EX slots, or usable = 0 when one is not such a slot. */
+static int layout_resolve(Layout *l, PyTypeObject *type, const char *const *names, int count) {
+    Py_XSETREF(l->type, (PyTypeObject *)Py_NewRef(type));
+    l->usable = 0;
+    for (int k = 0; k < count; k++) {
+        PyObject *name = PyUnicode_InternFromString(names[k]);
+        if (name == NULL) return -1;
+        PyObject *descr = _PyType_Lookup(type, name);  /* borrowed */
+        Py_DECREF(name);
+        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) return 0;
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type != T_OBJECT_EX || (member->flags & READONLY)) return 0;
+        l->offsets[k] = member->offset;
+    }
+    l->usable = 1;
+    return 0;
+}
+
+/* Whether obj's class is the one of the layout (resolving it at the first sight of a class). */
+static int layout_for(Layout *l, PyObject *obj, const char *const *names, int count) {
+    PyTypeObject *type = Py_TYPE(obj);
+    if (l->type != type && layout_resolve(l, type, names, count) < 0) return -1;
+    return l->usable;
+}
+
+#define SLOT(obj, layout, k) (*(PyObject **)((char *)(obj) + (layout).offsets[k]))
+
+/* Traefik's SSE test: one of the comma-separated Accept values, trimmed, is text/event-stream. */
+static int is_sse(PyObject *accept) {
+    static const char want[] = "text/event-stream";
+    const Py_ssize_t wlen = (Py_ssize_t)sizeof want - 1;
+    const char *p = PyBytes_AS_STRING(accept), *end = p + PyBytes_GET_SIZE(accept);
+    while (p <= end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        const char *a = p, *b = stop;
+        while (a < b && (*a == ' ' || (*a >= '\t' && *a <= '\r'))) a++;
+        while (b > a && (b[-1] == ' ' || (b[-1] >= '\t' && b[-1] <= '\r'))) b--;
+        if (b - a == wlen) {
+            Py_ssize_t k = 0;
+            while (k < wlen) {
+                char c = a[k];
+                if (c >= 'A' && c <= 'Z') c = (char)(c + 32);
+                if (c != want[k]) break;
+                k++;
+            }
+            if (k == wlen) return 1;
+        }
+        if (comma == NULL) break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
+static inline int name_is(PyObject *name, const char *lit, Py_ssize_t n) {
+    return PyBytes_GET_SIZE(name) == n && memcmp(PyBytes_AS_STRING(name), lit, (size_t)n) == 0;
+}
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *internal;   /* set of *@internal router names */
+    PyObject *pending;    /* the recording's list */
+    PyObject *fallback;   /* Observer.finish_py (bound) */
+    PyObject *mask;
+    PyObject *internal_mask;
+    long long internal_bits;
+    long long websocket_bit;
+    int scan;
+} Finisher;
+
+static int Finisher_traverse(Finisher *self, visitproc visit, void *arg) {
+    Py_VISIT(self->internal);
+    Py_VISIT(self->pending);
+    Py_VISIT(self->fallback);
+    return 0;
+}
+
+static int Finisher_clear(Finisher *self) {
+    Py_CLEAR(self->internal);
+    Py_CLEAR(self->pending);
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->mask);
+    Py_CLEAR(self->internal_mask);
+    return 0;
+}
+
+static void Finisher_dealloc(Finisher *self) {
+    PyObject_GC_UnTrack(self);
+    Finisher_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Finisher_init(Finisher *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"mask", "internal_mask", "internal", "pending", "scan", "websocket_bit", "fallback", NULL};
+    PyObject *mask, *internal_mask, *internal, *pending, *fallback;
+    int scan;
+    long long websocket_bit;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!O!iLO:Finisher", kwlist, &PyLong_Type, &mask, &PyLong_Type,
+                                     &internal_mask, &PySet_Type, &internal, &PyList_Type, &pending, &scan,
+                                     &websocket_bit, &fallback))
+        return -1;
+    if (scan < 0 || scan > 2) {
+        PyErr_SetString(PyExc_ValueError, "Finisher(): scan is 0, 1 or 2");
+        return -1;
+    }
+    self->internal_bits = PyLong_AsLongLong(internal_mask);
+    if (self->internal_bits == -1 && PyErr_Occurred()) return -1;
+    Py_XSETREF(self->mask, Py_NewRef(mask));
+    Py_XSETREF(self->internal_mask, Py_NewRef(internal_mask));
+    Py_XSETREF(self->internal, Py_NewRef(internal));
+    Py_XSETREF(self->pending, Py_NewRef(pending));
+    Py_XSETREF(self->fallback, Py_NewRef(fallback));
+    self->scan = scan;
+    self->websocket_bit = websocket_bit;
+    return 0;
+}
+
+static PyObject *Finisher_fallback(Finisher *self, PyObject *ex, PyObject *trailers, PyObject *status) {
+    PyObject *args[3] = {ex, trailers, status};
+    return PyObject_Vectorcall(self->fallback, args, 3, NULL);
+}
+
+static PyObject *Finisher_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    Finisher *self = (Finisher *)callable;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames != NULL || nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "finish(ex, trailers=None, status=0)");
+        return NULL;
+    }
+    PyObject *zero = s_zero;
+    PyObject *ex = args[0];
+    PyObject *trailers = nargs > 1 ? args[1] : Py_None;
+    PyObject *status_arg = nargs > 2 ? args[2] : zero;
+    if (self->pending == NULL) {
+        PyErr_SetString(PyExc_ValueError, "Finisher is not initialised");
+        return NULL;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t end;
+    if (PyTime_PerfCounter(&end) < 0) return NULL;
+#else
+    long long end = _PyTime_GetPerfCounter();
+#endif
+    int ok = layout_for(&ex_layout, ex, x_names, X_COUNT);
+    if (ok < 0) return NULL;
+    if (!ok) return Finisher_fallback(self, ex, trailers, status_arg);
+    PyObject *v[X_COUNT];
+    for (int k = 0; k < X_COUNT; k++) {
+        v[k] = SLOT(ex, ex_layout, k);
+        if (v[k] == NULL) return Finisher_fallback(self, ex, trailers, status_arg);
+    }
+    PyObject *conn = v[X_CONN];
+    ok = layout_for(&conn_layout, conn, c_names, C_COUNT);
+    if (ok < 0) return NULL;
+    if (!ok) return Finisher_fallback(self, ex, trailers, status_arg);
+    PyObject *c[C_COUNT];
+    for (int k = 0; k < C_COUNT; k++) {
+        c[k] = SLOT(conn, conn_layout, k);
+        if (c[k] == NULL) return Finisher_fallback(self, ex, trailers, status_arg);
+    }
+    if (!PyLong_CheckExact(v[X_STATUS]) || !PyLong_CheckExact(v[X_FLAGS]) || !PyLong_CheckExact(v[X_OBS_START])
+        || !PyLong_CheckExact(v[X_BODY_LENGTH]) || !PyLong_CheckExact(v[X_SENT]))
+        return Finisher_fallback(self, ex, trailers, status_arg);
+
+    /* the consumers that want it */
+    PyObject *mask = self->mask;
+    PyObject *router = v[X_ROUTER];
+    int internal = PySet_GET_SIZE(self->internal) ? PySet_Contains(self->internal, router) : 0;
+    if (internal < 0) return NULL;
+    if (internal) {
+        mask = self->internal_mask;
+        if (self->internal_bits == 0) {
+            Py_SETREF(SLOT(ex, ex_layout, X_OBS), Py_NewRef(Py_None));
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *status = PyObject_IsTrue(v[X_STATUS]) ? v[X_STATUS] : status_arg;
+
+    /* the protocol label, and the Referer / User-Agent of the CLF line */
+    PyObject *proto = s_http, *referer = Py_None, *ua = Py_None;
+    if (self->scan) {
+        PyObject *headers = v[X_HEADERS];
+        if (!PyList_CheckExact(headers)) return Finisher_fallback(self, ex, trailers, status_arg);
+        PyObject *accept = NULL, *ctype = NULL;
+        Py_ssize_t n = PyList_GET_SIZE(headers);
+        for (Py_ssize_t k = 0; k < n; k++) {
+            PyObject *h = PyList_GET_ITEM(headers, k);
+            if (!PyTuple_CheckExact(h) || PyTuple_GET_SIZE(h) != 2 || !PyBytes_CheckExact(PyTuple_GET_ITEM(h, 0))
+                || !PyBytes_CheckExact(PyTuple_GET_ITEM(h, 1)))
+                return Finisher_fallback(self, ex, trailers, status_arg);
+            PyObject *name = PyTuple_GET_ITEM(h, 0), *value = PyTuple_GET_ITEM(h, 1);
+            switch (PyBytes_GET_SIZE(name)) {
+            case 6:
+                if (accept == NULL && name_is(name, "accept", 6)) accept = value;
+                break;
+            case 7:
+                if (self->scan == 2 && referer == Py_None && name_is(name, "referer", 7)) referer = value;
+                break;
+            case 10:
+                if (self->scan == 2 && ua == Py_None && name_is(name, "user-agent", 10)) ua = value;
+                break;
+            case 12:
+                if (ctype == NULL && name_is(name, "content-type", 12)) ctype = value;
+                break;
+            }
+        }
+        long long flags = PyLong_AsLongLong(v[X_FLAGS]);
+        if (flags == -1 && PyErr_Occurred()) return NULL;
+        if (flags & self->websocket_bit) {
+            proto = s_websocket;
+        } else if (accept != NULL && PyBytes_GET_SIZE(accept) >= 17 && is_sse(accept)) {
+            proto = s_sse;
+        } else if (ctype != NULL && PyBytes_GET_SIZE(ctype) >= 16
+                   && memcmp(PyBytes_AS_STRING(ctype), "application/grpc", 16) == 0) {
+            return Finisher_fallback(self, ex, trailers, status_arg);  /* the gRPC status */
+        }
+    }
+    PyObject *tls = Py_None;
+    int on_tls = PyObject_IsTrue(c[C_TLS]);
+    if (on_tls < 0) return NULL;
+    if (on_tls) {
+        tls = PyObject_CallMethodNoArgs(conn, s_tls_names);
+        if (tls == NULL) return NULL;
+    } else {
+        Py_INCREF(tls);
+    }
+    long long start = PyLong_AsLongLong(v[X_OBS_START]);
+    long long length = PyLong_AsLongLong(v[X_BODY_LENGTH]);
+    if (PyErr_Occurred()) {
+        Py_DECREF(tls);
+        return NULL;
+    }
+    PyObject *entry = NULL, *labels = NULL, *line = NULL, *duration = NULL, *req = NULL;
+    labels = PyTuple_Pack(6, c[C_ENTRYPOINT], v[X_SERVICE], proto, status, router, v[X_METHOD]);
+    line = PyTuple_Pack(9, router, v[X_METHOD], v[X_OBS_TARGET], v[X_VERSION], status, v[X_SENT], v[X_OBS_UPSTREAM],
+                        referer, ua);
+    duration = PyLong_FromLongLong((long long)end - start);
+    req = length > 0 ? Py_NewRef(v[X_BODY_LENGTH]) : Py_NewRef(zero);
+    if (labels != NULL && line != NULL && duration != NULL)
+        entry = PyTuple_Pack(14, mask, labels, line, v[X_SENT], req, v[X_OBS_START], duration, v[X_OBS_RETRIES],
+                             c[C_CLIENT_IP], c[C_CLIENT_PORT], v[X_OBS_USER], tls, Py_None, Py_None);
+    Py_XDECREF(labels);
+    Py_XDECREF(line);
+    Py_XDECREF(duration);
+    Py_DECREF(req);
+    Py_DECREF(tls);
+    if (entry == NULL) return NULL;
+    /* done: the exchange is no longer recorded */
+    Py_SETREF(SLOT(ex, ex_layout, X_OBS), Py_NewRef(Py_None));
+    int rc = PyList_Append(self->pending, entry);
+    Py_DECREF(entry);
+    if (rc < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Finisher_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    (void)args;
+    (void)kwds;
+    Finisher *self = (Finisher *)type->tp_alloc(type, 0);
+    if (self != NULL) self->vectorcall = Finisher_vectorcall;
+    return (PyObject *)self;
+}
+
+PyDoc_STRVAR(Finisher_doc,
+"Finisher(mask, internal_mask, internal, pending, scan, websocket_bit, fallback)\n\n"
+"``finish(ex, trailers=None, status=0)`` of an observer (recorder.Observer.finish_py) for the common\n"
+"case: appends the exchange's entry to ``pending``; calls ``fallback`` with the same arguments for\n"
+"what it does not handle (gRPC, unexpected classes or types).");
+
+static PyTypeObject FinisherType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ferryman._speedups.Finisher",
+    .tp_basicsize = sizeof(Finisher),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = Finisher_doc,
+    .tp_new = Finisher_new,
+    .tp_init = (initproc)Finisher_init,
+    .tp_dealloc = (destructor)Finisher_dealloc,
+    .tp_traverse = (traverseproc)Finisher_traverse,
+    .tp_clear = (inquiry)Finisher_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(Finisher, vectorcall),
+};
+
 /* ------------------------------------------------------------------ module */
 
 static PyMethodDef methods[] = {
@@ -414,5 +733,18 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__speedups(void) {
-    return PyModule_Create(&module);
+    if (PyType_Ready(&FinisherType) < 0) return NULL;
+    if ((s_http = PyUnicode_InternFromString("http")) == NULL
+        || (s_websocket = PyUnicode_InternFromString("websocket")) == NULL
+        || (s_sse = PyUnicode_InternFromString("sse")) == NULL
+        || (s_tls_names = PyUnicode_InternFromString("tls_names")) == NULL
+        || (s_zero = PyLong_FromLong(0)) == NULL)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObjectRef(m, "Finisher", (PyObject *)&FinisherType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -128,6 +128,9 @@ class Speedups(Protocol):
     def metrics_add(self, batch: list[Entry], bit: int, slots: dict[Any, list[Any]], width: int,
                     bounds: tuple[int, ...], rare: bool, /) -> tuple[int, list[Entry]]: ...
 
+    def Finisher(self, mask: int, internal_mask: int, internal: set[str | None], pending: list[Entry],
+                 scan: int, websocket_bit: int, fallback: Callable[..., None], /) -> Callable[..., None]: ...
+
 
 def _load_speedups() -> Speedups | None:
     """The compiled loops of the consumers (``ferryman._speedups``), unless not built or
@@ -269,8 +272,8 @@ class Observer:
     """Per entry point: the consumers' bits for ordinary and for ``*@internal`` requests, and the
     capture function for what those consumers need."""
 
-    __slots__ = ("_append", "_internal", "clf_headers", "internal_mask", "json", "json_headers", "label_headers", "mask",
-                 "protocols", "rare", "recording", "scan")
+    __slots__ = ("_append", "_internal", "clf_headers", "finish", "internal_mask", "json", "json_headers", "label_headers",
+                 "mask", "protocols", "rare", "recording", "scan")
 
     def __init__(self, recording: Recording, mask: int, internal_mask: int = 0, *, protocols: bool = False,
                  clf_headers: bool = False, label_headers: Sequence[bytes] = (), json: bool = False,
@@ -294,6 +297,12 @@ class Observer:
         #: which request headers to look at: 0 none, 1 for the protocol, 2 also Referer/User-Agent
         self.scan = 2 if clf_headers else 1 if protocols else 0
         self.rare = bool(self.label_headers) or json
+        #: ``finish(ex, trailers=None, status=0)``: :meth:`finish_py`, or its compiled common case
+        #: (``ferryman._speedups.Finisher``, which calls :meth:`finish_py` for the rest)
+        self.finish: Callable[..., None] = self.finish_py
+        if speedups is not None and not self.rare:
+            self.finish = speedups.Finisher(mask, internal_mask, self._internal, recording.pending, self.scan,
+                                            X_WEBSOCKET, self.finish_py)
 
     def with_mask(self, extra: int) -> Observer:
         """The same observer with more consumers (not for internals)."""
@@ -309,10 +318,10 @@ class Observer:
         ex.obs_upstream = ""
         ex.obs_retries = 0
 
-    def finish(self, ex: Exchange, trailers: Headers | None = None, status: int = 0) -> None:
-        """The response ended (or failed; ``status`` replaces an unset ``ex.status``): record it
-        once, as one tuple of plain values (layout ``E_*``; a tuple of atoms is untracked by the
-        cyclic GC at its first pass, so a tick's worth of them costs the GC nothing)."""
+    def finish_py(self, ex: Exchange, trailers: Headers | None = None, status: int = 0) -> None:
+        """``finish``: the response ended (or failed; ``status`` replaces an unset ``ex.status``):
+        record it once, as one tuple of plain values (layout ``E_*``; a tuple of atoms is untracked
+        by the cyclic GC at its first pass, so a tick's worth of them costs the GC nothing)."""
         end = perf_counter_ns()
         ex.obs = None
         router = ex.router

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ferryman.observability.accesslog import _rfc3339nano, canonical_header, parse_status_ranges
 from ferryman.observability.metrics import Metrics, PrometheusService
 from ferryman.observability.recorder import grpc_status
+from tests.support.recording import RecordingClient
 
 
 def test_canonical_header_is_gos() -> None:
@@ -58,36 +59,6 @@ def test_empty_registry_scrapes_global_families_only() -> None:
     assert "process_cpu_seconds" in fams
 
 
-class _Client:
-    """The client side of an exchange, doing what a client connection does for the recording
-    seam (status, body bytes, the head while observed, ``finish`` at the end), without sockets."""
-
-    write_paused = False
-
-    def __init__(self) -> None:
-        self.ex: Any = None
-
-    def send_info(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
-
-    def send_head(self, status: int, headers: list[tuple[bytes, bytes]], length: int) -> None:
-        self.ex.status = status
-        if self.ex.obs is not None:
-            self.ex.resp_headers, self.ex.resp_length = headers, length
-
-    def send_data(self, data: bytes) -> None:
-        self.ex.sent += len(data)
-
-    def send_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
-        if self.ex.obs is not None:
-            self.ex.obs.finish(self.ex, trailers)
-
-    def abort(self) -> None: ...
-    def pause_body(self) -> None: ...
-    def resume_body(self) -> None: ...
-    def start_tunnel(self, peer: object) -> None: ...
-    def flush(self) -> None: ...
-
-
 @pytest.mark.parametrize(("headers", "websocket", "trailers", "want"), [
     ([(b"accept", b"*/*")], False, None, ("http", 200)),
     ([(b"content-type", b"application/grpc+proto")], False, [(b"grpc-status", b"5")], ("grpc", 5)),
@@ -106,7 +77,7 @@ def test_protocol_label_and_grpc_code(headers: list[tuple[bytes, bytes]], websoc
     m.bit = recording.register(m, m.work)
     m.flush = recording.flush
     conn = ConnInfo("web", "127.0.0.1", 4000, False, ForwardingPolicy())
-    client = _Client()
+    client = RecordingClient()
     ex = client.ex = Exchange(conn, client, b"POST", b"/x", b"/x", None, b"2", headers, b"h", 3)
     ex.websocket = websocket
     ex.router, ex.service = "r@file", "s@file"
@@ -140,7 +111,7 @@ def _recorded(log_config: dict[str, Any], requests: list[dict[str, Any]], *,
     observer = Observer(recording, log.bit, other | internal_mask_extra, clf_headers=log.clf_headers)
     conn = ConnInfo("web", "10.0.0.7", 4000, False, ForwardingPolicy())
     for r in requests:
-        client = _Client()
+        client = RecordingClient()
         headers = [(b"referer", b"http://a/"), (b"user-agent", b'curl "8"')]
         ex = client.ex = Exchange(conn, client, b"GET", r.get("target", b"/a"), b"/a", None, b"1.1", headers, b"h", 0)
         observer.begin(ex)

@@ -16,6 +16,7 @@ from ferryman.observability.accesslog import AccessLog
 from ferryman.observability.metrics import Metrics
 from ferryman.observability.recorder import E_EXTRA, speedups
 from ferryman.static.models import AccessLog as AccessLogConfig
+from tests.support.recording import RecordingClient
 
 needs_speedups = pytest.mark.skipif(speedups is None, reason="ferryman._speedups is not built")
 
@@ -163,3 +164,106 @@ def test_metrics_add_rejects_a_foreign_slot() -> None:
     slots: dict[Any, list[Any]] = {}
     assert speedups.metrics_add([entry, entry], BIT, slots, 9, (1, 2, 3, 4), False) == (2, [])
     assert slots == {labels: [2, 2, 2, 10, 0, 0, 0, 0, 2]}
+
+
+# ---------------------------------------------------------------- the request path: Finisher
+
+_accepts = st.sampled_from([None, b"*/*", b"text/event-stream", b" Text/Event-Stream ,text/html",
+                            b"text/html, text/event-stream;q=1", b"text/html,application/xhtml+xml,*/*;q=0.8"])
+_ctypes = st.sampled_from([None, b"application/json", b"application/grpc", b"application/grpc+proto",
+                           b"application/grpc-web-text", b"application/grp"])
+
+
+@st.composite
+def _request(draw: st.DrawFn) -> dict[str, Any]:
+    headers: list[tuple[bytes, bytes]] = [(b"host", b"h")]
+    for name, value in ((b"accept", draw(_accepts)), (b"content-type", draw(_ctypes)),
+                        (b"referer", draw(st.sampled_from([None, b"http://a/"]))),
+                        (b"user-agent", draw(st.sampled_from([None, b"curl/8", b'x "y"']))),
+                        (b"accept", draw(st.sampled_from([None, b"text/event-stream"])))):
+        if value is not None:
+            headers.append((name, value))
+    return {
+        "headers": draw(st.permutations(headers)),
+        "websocket": draw(st.booleans()),
+        "router": draw(st.sampled_from(["r@file", "api@internal", None])),
+        "service": draw(st.sampled_from(["s@file", None])),
+        "status": draw(st.sampled_from([200, 404, 0])),  # 0: lost before the head (499)
+        "trailers": draw(st.sampled_from([None, [(b"grpc-status", b"7")]])),
+        "sent": draw(st.integers(0, 3)),
+        "body_length": draw(st.sampled_from([-1, 0, 5])),
+        "user": draw(st.sampled_from([None, "alice"])),
+        "upstream": draw(st.sampled_from([None, "http://10.0.0.9:80"])),
+        "retries": draw(st.sampled_from([0, 2])),
+        "tls": draw(st.booleans()),
+        "method": draw(st.sampled_from([b"GET", b"POST"])),
+        "version": draw(st.sampled_from([b"1.1", b"2", b"3"])),
+    }
+
+
+def _finished(r: dict[str, Any], observer_args: dict[str, Any], compiled: bool,
+              monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """The entries one request leaves, through a real observer, compiled or Python."""
+    import ferryman.observability.recorder as recorder
+    from ferryman.http.exchange import ConnInfo, Exchange
+    from ferryman.http.forwarded import ForwardingPolicy
+
+    with monkeypatch.context() as m:
+        if not compiled:
+            m.setattr(recorder, "speedups", None)
+        recording = recorder.Recording()
+        recording.internal_routers.add("api@internal")
+        observer = recorder.Observer(recording, 1, **observer_args)
+    assert isinstance(observer.finish, type(observer.finish_py)) != compiled
+    conn = ConnInfo("web", "10.0.0.7", 4000, r["tls"], ForwardingPolicy())
+    if r["tls"]:
+        conn.tls_names_ = ("1.3", "TLS_AES_128_GCM_SHA256")
+    client = RecordingClient()
+    ex = client.ex = Exchange(conn, client, r["method"], b"/a?b", b"/a", b"b", r["version"], list(r["headers"]), b"h",
+                              r["body_length"])
+    ex.websocket = r["websocket"]
+    observer.begin(ex)
+    ex.router, ex.service = r["router"], r["service"]
+    if r["user"]:
+        ex.obs_user = r["user"]
+    if r["upstream"]:
+        ex.obs_upstream = r["upstream"]
+    ex.obs_retries = r["retries"]
+    if r["status"]:
+        ex.send_head(r["status"], [(b"grpc-status", b"3")], r["sent"])
+        ex.send_data(b"x" * r["sent"])
+        ex.send_end(r["trailers"])
+    else:
+        recorder.lost(ex)
+    assert ex.obs is None
+    for e in recording.pending:
+        assert isinstance(e[6], int) and 0 <= e[6] < 10_000_000_000
+    return [e[:5] + e[7:] for e in recording.pending]  # without the start and the duration
+
+
+@needs_speedups
+@settings(max_examples=400, deadline=None)
+@given(r=_request(), args=st.sampled_from([
+    {}, {"protocols": True}, {"protocols": True, "clf_headers": True}, {"clf_headers": True},
+    {"internal_mask": 2, "protocols": True}]))
+def test_finisher_records_what_the_python_method_records(r: dict[str, Any], args: dict[str, Any]) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        assert _finished(r, args, True, monkeypatch) == _finished(r, args, False, monkeypatch)
+
+
+@needs_speedups
+def test_finisher_hands_other_classes_to_the_python_method() -> None:
+    """Objects it cannot read at known offsets go to the fallback, with the same arguments."""
+    assert speedups is not None
+    calls: list[tuple[Any, ...]] = []
+    finish = speedups.Finisher(1, 0, set(), [], 0, 2, lambda *a: calls.append(a))
+
+    class Loose:  # no __slots__
+        pass
+
+    odd = Loose()
+    finish(odd)
+    finish(odd, None, 499)
+    assert calls == [(odd, None, 0), (odd, None, 499)]
+    with pytest.raises(TypeError):
+        finish()
