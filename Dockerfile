@@ -21,10 +21,16 @@ COPY pyproject.toml requirements.lock ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > runtime.txt \
  && pip install --no-cache-dir --constraint requirements.lock --requirement runtime.txt
 
-COPY README.md ./
+# gcc only for the build of the C extension ferryman._speedups (the image's Python has its headers);
+# removed again in the same layer.
+COPY README.md setup.py ./
 COPY src ./src
-RUN pip install --no-cache-dir --no-deps . \
- && rm -rf src build \
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && pip install --no-cache-dir --no-deps . \
+ && apt-get purge -y --auto-remove gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/* src build \
+ && python -c "import ferryman._speedups" \
  && ferryman version
 
 # web, websecure, the API/ping entry point ("traefik").
