@@ -19,7 +19,7 @@
   ``statusCodes``, it was retried (``retryAttempts``) or took longer than ``minDuration``.
 
 Off the request path: the access log is a :mod:`~ferryman.observability.recorder` batch
-consumer. A request only appends one tuple of plain values; every 100 ms the batch is formatted on
+consumer. A request only appends one tuple of plain values; every 10 ms the batch is formatted on
 the event loop in chunks between I/O callbacks, in one tight loop (with caches for what repeats:
 the middle of the line, quoted header values, the timestamp of the second), and the text goes to a
 writer thread, the only part off the loop, which writes it with one ``write``. The loop never
