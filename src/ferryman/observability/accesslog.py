@@ -150,6 +150,13 @@ class _Clock:
             return f"{self._utc}.{frac}Z" if frac else f"{self._utc}Z"
         return f"{self._local}.{frac}{self._local_zone}" if frac else f"{self._local}{self._local_zone}"
 
+    def parts(self, second: int) -> tuple[str, str, str]:
+        """``(utc, local, zone)`` of a second (Unix time): what :meth:`rfc3339nano` and
+        :meth:`rfc3339` put around the fraction (the compiled json loop's clock)."""
+        if second != self._second:
+            self._refresh(second)
+        return self._utc, self._local, self._local_zone
+
     def rfc3339(self, ns: int) -> str:
         """Go's ``time.RFC3339`` in local time (logrus' ``time``)."""
         second = ns // 1_000_000_000
@@ -220,6 +227,8 @@ class AccessLog:
         self._referer_mode = self._header_names.get("Referer", self._header_default)
         self._ua_mode = self._header_names.get("User-Agent", self._header_default)
         self._clf_headers_shown = self._referer_mode != "drop" or self._ua_mode != "drop"
+        #: json with every field and no headers (what the compiled json loop writes)
+        self._json_plain = not self._names and self._default_keep and not self._want_headers
         #: routers with ``observability.accessLogs: false`` (set on each apply)
         self.muted: frozenset[str] = frozenset()
         #: this consumer's bit in the entries (:meth:`Recording.register`)
@@ -283,17 +292,24 @@ class AccessLog:
 
     def _format(self, batch: list[Entry], offset: int) -> tuple[bytes, int]:
         """The lines of a chunk as UTF-8 text (each ending in a newline) and how many there are."""
-        if self._clf_mode and speedups is not None and not (self.muted or self._filtered or self._generic):
-            # the compiled loop of _clf_lines; it stops at what it does not handle, Python does the rest
-            before = self._count
+        if speedups is None or self.muted or self._filtered:
+            return self._format_py(batch, offset)
+        # the compiled loops of _clf_lines and _json_lines; they stop at what they do not handle,
+        # Python does the rest
+        before = self._count
+        if self._clf_mode and not self._generic:
             text, self._count, stop = speedups.clf_lines(batch, self.bit, offset, before, self._parts_cache,
                                                           self._parts, self._clock.clf)
-            lines = self._count - before
-            if stop == len(batch):
-                return text, lines
-            rest, more = self._format_py(batch[stop:], offset)
-            return text + rest, lines + more
-        return self._format_py(batch, offset)
+        elif not self._clf_mode and self._json_plain:
+            text, self._count, stop = speedups.json_lines(batch, self.bit, offset, before, self._clock.parts,
+                                                           self._end_clock.parts)
+        else:
+            return self._format_py(batch, offset)
+        lines = self._count - before
+        if stop == len(batch):
+            return text, lines
+        rest, more = self._format_py(batch[stop:], offset)
+        return text + rest, lines + more
 
     def _format_py(self, batch: list[Entry], offset: int) -> tuple[bytes, int]:
         lines: list[str] = []

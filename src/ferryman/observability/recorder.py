@@ -132,11 +132,16 @@ class Speedups(Protocol):
                   parts: dict[tuple[Any, ...], tuple[str, str]], make_parts: Callable[[tuple[Any, ...]], tuple[str, str]],
                   stamp: Callable[[int], str], /) -> tuple[bytes, int, int]: ...
 
+    def json_lines(self, batch: list[Entry], bit: int, offset: int, count: int,
+                   start_clock: Callable[[int], tuple[str, str, str]], end_clock: Callable[[int], tuple[str, str, str]],
+                   /) -> tuple[bytes, int, int]: ...
+
     def metrics_add(self, batch: list[Entry], bit: int, slots: dict[Any, list[Any]], width: int,
                     bounds: tuple[int, ...], rare: bool, /) -> tuple[int, list[Entry]]: ...
 
     def Finisher(self, mask: int, internal_mask: int, internal: set[str | None], pending: list[Entry],
-                 scan: int, websocket_bit: int, fallback: Callable[..., None], /) -> Callable[..., None]: ...
+                 scan: int, websocket_bit: int, fallback: Callable[..., None], json: bool = False, /
+                 ) -> Callable[..., None]: ...
 
 
 def _load_speedups() -> Speedups | None:
@@ -308,9 +313,9 @@ class Observer:
         #: ``finish(ex, trailers=None, status=0)``: :meth:`finish_py`, or its compiled common case
         #: (``ferryman._speedups.Finisher``, which calls :meth:`finish_py` for the rest)
         self.finish: Callable[..., None] = self.finish_py
-        if speedups is not None and not self.rare:
+        if speedups is not None and not self.label_headers and not json_headers:
             self.finish = speedups.Finisher(mask, internal_mask, self._internal, recording.pending, self.scan,
-                                            X_WEBSOCKET, self.finish_py)
+                                            X_WEBSOCKET, self.finish_py, json)
 
     def with_mask(self, extra: int) -> Observer:
         """The same observer with more consumers (not for internals)."""
