@@ -304,9 +304,6 @@ static int out_json_str(Out *o, PyObject *str) {
     return out_json_text(o, (const unsigned char *)u, n, 0);
 }
 
-static int out_json_bytes(Out *o, PyObject *b) {
-    return out_json_text(o, (const unsigned char *)PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b), 1);
-}
 
 /* The nanoseconds of a second as Go's RFC3339Nano writes them: ".123" (trailing zeros trimmed),
    nothing for zero. */
@@ -349,21 +346,57 @@ static int second_get(Second *s, PyObject *fn, long long second) {
     return 0;
 }
 
+
+/* AccessLog.JSON_FIELDS, in order: bit i of json_lines' keep mask keeps field i */
+enum {
+    F_CLIENT_ADDR, F_CLIENT_HOST, F_CLIENT_PORT, F_CLIENT_USERNAME, F_DOWNSTREAM_CONTENT_SIZE, F_DOWNSTREAM_STATUS,
+    F_DURATION, F_GZIP_RATIO, F_ORIGIN_CONTENT_SIZE, F_ORIGIN_DURATION, F_ORIGIN_STATUS, F_OVERHEAD, F_REQUEST_ADDR,
+    F_REQUEST_CONTENT_SIZE, F_REQUEST_COUNT, F_REQUEST_HOST, F_REQUEST_METHOD, F_REQUEST_PATH, F_REQUEST_PORT,
+    F_REQUEST_PROTOCOL, F_REQUEST_SCHEME, F_RETRY_ATTEMPTS, F_ROUTER_NAME, F_SERVICE_ADDR, F_SERVICE_NAME,
+    F_SERVICE_URL, F_START_LOCAL, F_START_UTC, F_TLS_CIPHER, F_TLS_VERSION, F_ENTRY_POINT_NAME, F_COUNT
+};
+
+/* `"key":` (given with its quotes and colon), after a comma unless it is the first field; 1 */
+static int json_key(Out *o, int *first, const char *key, Py_ssize_t n) {
+    if (out_reserve(o, n + 1) < 0) return -1;
+    if (!*first) o->p[o->len++] = ',';
+    *first = 0;
+    out_raw(o, key, n);
+    return 1;
+}
+
+static int out_quoted(Out *o, const unsigned char *s, Py_ssize_t n, int latin1) {
+    if (OUT_LIT(o, "\"") < 0 || out_json_text(o, s, n, latin1) < 0 || OUT_LIT(o, "\"") < 0) return -1;
+    return 0;
+}
+
+static int out_quoted_str(Out *o, PyObject *str) {
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(str, &n);
+    if (u == NULL) return -1;
+    return out_quoted(o, (const unsigned char *)u, n, 0);
+}
+
+static int out_quoted_bytes(Out *o, PyObject *b) {
+    return out_quoted(o, (const unsigned char *)PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b), 1);
+}
+
 static inline int is_str_or_none(PyObject *v) { return v == Py_None || PyUnicode_CheckExact(v); }
 
 PyDoc_STRVAR(json_lines_doc,
-"json_lines(batch, bit, offset, count, start_clock, end_clock) -> (text, count, stop)\n\n"
-"AccessLog._json's lines (all fields, no headers) for ``batch[:stop]``, as UTF-8 bytes, each\n"
+"json_lines(batch, bit, offset, count, keep, start_clock, end_clock) -> (text, count, stop)\n\n"
+"AccessLog._json's lines (the fields of JSON_FIELDS whose bit is in ``keep``, no headers) for\n"
+"``batch[:stop]``, as UTF-8 bytes, each\n"
 "ending in a newline; ``*_clock(second)`` -> ``(utc, local, zone)`` prefixes of RFC 3339 times.\n"
 "Stops at the first entry without ``bit`` or with an unexpected type.");
 
 static PyObject *json_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "json_lines() takes 6 arguments");
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "json_lines() takes 7 arguments");
         return NULL;
     }
-    PyObject *batch = args[0], *start_clock = args[4], *end_clock = args[5];
+    PyObject *batch = args[0], *start_clock = args[5], *end_clock = args[6];
     if (!PyList_CheckExact(batch)) {
         PyErr_SetString(PyExc_TypeError, "json_lines(): batch must be a list");
         return NULL;
@@ -374,9 +407,11 @@ static PyObject *json_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
     if (offset == -1 && PyErr_Occurred()) return NULL;
     long long count = PyLong_AsLongLong(args[3]);
     if (count == -1 && PyErr_Occurred()) return NULL;
+    long long keep = PyLong_AsLongLong(args[4]);
+    if (keep == -1 && PyErr_Occurred()) return NULL;
     Py_ssize_t n = PyList_GET_SIZE(batch), i;
     Out out;
-    if (out_init(&out, n * 900 + 256) < 0) return NULL;
+    if (out_init(&out, n * 700 + 256) < 0) return NULL;
     Second start_s = {0, NULL}, end_s = {0, NULL};
     for (i = 0; i < n; i++) {
         PyObject *e = PyList_GET_ITEM(batch, i);
@@ -427,27 +462,57 @@ static PyObject *json_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
         if (ip_u == NULL) goto line_failed;
         int v6 = memchr(ip_u, ':', (size_t)ip_n) != NULL;
 
-        if (OUT_LIT(&out, "{\"ClientAddr\":\"") < 0) goto fail;
-        if (v6 && OUT_LIT(&out, "[") < 0) goto fail;
-        if (out_json_text(&out, (const unsigned char *)ip_u, ip_n, 0) < 0) goto fail;
-        if (v6 && OUT_LIT(&out, "]") < 0) goto fail;
-        if (OUT_LIT(&out, ":") < 0 || out_int(&out, client_port) < 0) goto fail;
-        if (OUT_LIT(&out, "\",\"ClientHost\":\"") < 0) goto fail;
-        if (out_json_text(&out, (const unsigned char *)ip_u, ip_n, 0) < 0) goto fail;
-        if (OUT_LIT(&out, "\",\"ClientPort\":\"") < 0 || out_int(&out, client_port) < 0) goto fail;
-        if (OUT_LIT(&out, "\",\"ClientUsername\":\"") < 0) goto fail;
-        if (out_json_str(&out, user) < 0) goto line_failed;
-        if (OUT_LIT(&out, "\",\"DownstreamContentSize\":") < 0 || out_int(&out, size) < 0) goto fail;
-        if (OUT_LIT(&out, ",\"DownstreamStatus\":") < 0 || out_int(&out, status) < 0) goto fail;
-        if (OUT_LIT(&out, ",\"Duration\":") < 0 || out_int(&out, duration) < 0) goto fail;
-        if (!served && size != 0 && OUT_LIT(&out, ",\"GzipRatio\":0") < 0) goto fail;
-        if (OUT_LIT(&out, ",\"OriginContentSize\":") < 0 || out_int(&out, served ? size : 0) < 0) goto fail;
-        if (OUT_LIT(&out, ",\"OriginDuration\":") < 0 || out_int(&out, served ? duration : 0) < 0) goto fail;
-        if (OUT_LIT(&out, ",\"OriginStatus\":") < 0 || out_int(&out, served ? status : 0) < 0) goto fail;
-        if (OUT_LIT(&out, ",\"Overhead\":") < 0 || out_int(&out, served ? 0 : duration) < 0) goto fail;
-        if (OUT_LIT(&out, ",\"RequestAddr\":\"") < 0 || out_json_bytes(&out, authority) < 0) goto fail;
-        if (OUT_LIT(&out, "\",\"RequestContentSize\":") < 0 || out_int(&out, req) < 0) goto fail;
-        if (OUT_LIT(&out, ",\"RequestCount\":") < 0 || out_int(&out, count + 1) < 0) goto fail;
+        int first = 1;
+        if (OUT_LIT(&out, "{") < 0) goto fail;
+        /* the fields in the order of their names, as json.dumps(sort_keys=True) writes them; K()
+           writes the separator and the key of a kept field (keep: the JSON_FIELDS bit mask) */
+#define K(f, key) (((keep >> (f)) & 1) ? json_key(&out, &first, "\"" key "\":", (Py_ssize_t)sizeof(key) + 2) : 0)
+#define TRY(x) do { if ((x) < 0) goto line_failed; } while (0)
+        int r;
+        TRY(r = K(F_CLIENT_ADDR, "ClientAddr"));
+        if (r) {
+            TRY(OUT_LIT(&out, "\""));
+            if (v6) TRY(OUT_LIT(&out, "["));
+            TRY(out_json_text(&out, (const unsigned char *)ip_u, ip_n, 0));
+            if (v6) TRY(OUT_LIT(&out, "]"));
+            TRY(OUT_LIT(&out, ":"));
+            TRY(out_int(&out, client_port));
+            TRY(OUT_LIT(&out, "\""));
+        }
+        TRY(r = K(F_CLIENT_HOST, "ClientHost"));
+        if (r) TRY(out_quoted(&out, (const unsigned char *)ip_u, ip_n, 0));
+        TRY(r = K(F_CLIENT_PORT, "ClientPort"));
+        if (r) {
+            TRY(OUT_LIT(&out, "\""));
+            TRY(out_int(&out, client_port));
+            TRY(OUT_LIT(&out, "\""));
+        }
+        TRY(r = K(F_CLIENT_USERNAME, "ClientUsername"));
+        if (r) TRY(out_quoted_str(&out, user));
+        TRY(r = K(F_DOWNSTREAM_CONTENT_SIZE, "DownstreamContentSize"));
+        if (r) TRY(out_int(&out, size));
+        TRY(r = K(F_DOWNSTREAM_STATUS, "DownstreamStatus"));
+        if (r) TRY(out_int(&out, status));
+        TRY(r = K(F_DURATION, "Duration"));
+        if (r) TRY(out_int(&out, duration));
+        if (!served && size != 0) {  /* no origin response: 0 of the bytes sent came from one */
+            TRY(r = K(F_GZIP_RATIO, "GzipRatio"));
+            if (r) TRY(OUT_LIT(&out, "0"));
+        }
+        TRY(r = K(F_ORIGIN_CONTENT_SIZE, "OriginContentSize"));
+        if (r) TRY(out_int(&out, served ? size : 0));
+        TRY(r = K(F_ORIGIN_DURATION, "OriginDuration"));
+        if (r) TRY(out_int(&out, served ? duration : 0));
+        TRY(r = K(F_ORIGIN_STATUS, "OriginStatus"));
+        if (r) TRY(out_int(&out, served ? status : 0));
+        TRY(r = K(F_OVERHEAD, "Overhead"));
+        if (r) TRY(out_int(&out, served ? 0 : duration));
+        TRY(r = K(F_REQUEST_ADDR, "RequestAddr"));
+        if (r) TRY(out_quoted_bytes(&out, authority));
+        TRY(r = K(F_REQUEST_CONTENT_SIZE, "RequestContentSize"));
+        if (r) TRY(out_int(&out, req));
+        TRY(r = K(F_REQUEST_COUNT, "RequestCount"));
+        if (r) TRY(out_int(&out, count + 1));
         {
             /* RequestHost / RequestPort: "[v6]:port", "host:port", else the whole authority */
             const char *a = PyBytes_AS_STRING(authority);
@@ -470,36 +535,39 @@ static PyObject *json_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
                     port_n = a + an - port;
                 }
             }
-            if (OUT_LIT(&out, ",\"RequestHost\":\"") < 0
-                || out_json_text(&out, (const unsigned char *)host, host_n, 1) < 0)
-                goto fail;
-            if (OUT_LIT(&out, "\",\"RequestMethod\":\"") < 0 || out_json_bytes(&out, method) < 0) goto fail;
-            if (OUT_LIT(&out, "\",\"RequestPath\":\"") < 0 || out_json_bytes(&out, target) < 0) goto fail;
-            if (OUT_LIT(&out, "\",\"RequestPort\":\"") < 0) goto fail;
-            if (port_n > 0) {
-                if (out_json_text(&out, (const unsigned char *)port, port_n, 1) < 0) goto fail;
-            } else if (OUT_LIT(&out, "-") < 0) {
-                goto fail;
+            TRY(r = K(F_REQUEST_HOST, "RequestHost"));
+            if (r) TRY(out_quoted(&out, (const unsigned char *)host, host_n, 1));
+            TRY(r = K(F_REQUEST_METHOD, "RequestMethod"));
+            if (r) TRY(out_quoted_bytes(&out, method));
+            TRY(r = K(F_REQUEST_PATH, "RequestPath"));
+            if (r) TRY(out_quoted_bytes(&out, target));
+            TRY(r = K(F_REQUEST_PORT, "RequestPort"));
+            if (r) {
+                if (port_n > 0) TRY(out_quoted(&out, (const unsigned char *)port, port_n, 1));
+                else TRY(OUT_LIT(&out, "\"-\""));
             }
         }
-        {
+        TRY(r = K(F_REQUEST_PROTOCOL, "RequestProtocol"));
+        if (r) {
             const char *v = PyBytes_AS_STRING(version);
             Py_ssize_t vn = PyBytes_GET_SIZE(version);
-            if (OUT_LIT(&out, "\",\"RequestProtocol\":\"HTTP/") < 0) goto fail;
+            TRY(OUT_LIT(&out, "\"HTTP/"));
             if (vn == 1 && (v[0] == '2' || v[0] == '3')) {  /* "HTTP/2.0", "HTTP/3.0" */
-                if (out_reserve(&out, 3) < 0) goto fail;
+                TRY(out_reserve(&out, 3));
                 out_raw(&out, v, 1);
                 out_raw(&out, ".0", 2);
-            } else if (out_json_text(&out, (const unsigned char *)v, vn, 1) < 0) {
-                goto fail;
+            } else {
+                TRY(out_json_text(&out, (const unsigned char *)v, vn, 1));
             }
+            TRY(OUT_LIT(&out, "\""));
         }
-        if (OUT_LIT(&out, "\",\"RequestScheme\":\"") < 0 || out_json_bytes(&out, scheme) < 0) goto fail;
-        if (OUT_LIT(&out, "\",\"RetryAttempts\":") < 0 || out_int(&out, retries) < 0) goto fail;
+        TRY(r = K(F_REQUEST_SCHEME, "RequestScheme"));
+        if (r) TRY(out_quoted_bytes(&out, scheme));
+        TRY(r = K(F_RETRY_ATTEMPTS, "RetryAttempts"));
+        if (r) TRY(out_int(&out, retries));
         if (router != Py_None) {
-            if (OUT_LIT(&out, ",\"RouterName\":\"") < 0) goto fail;
-            if (out_json_str(&out, router) < 0) goto line_failed;
-            if (OUT_LIT(&out, "\"") < 0) goto fail;
+            TRY(r = K(F_ROUTER_NAME, "RouterName"));
+            if (r) TRY(out_quoted_str(&out, router));
         }
         Py_ssize_t up_n;
         const char *up = PyUnicode_AsUTF8AndSize(upstream, &up_n);
@@ -514,42 +582,50 @@ static PyObject *json_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
                 }
             }
             const char *slash = memchr(addr, '/', (size_t)(end - addr));
-            if (OUT_LIT(&out, ",\"ServiceAddr\":\"") < 0
-                || out_json_text(&out, (const unsigned char *)addr, (slash ? slash : end) - addr, 0) < 0
-                || OUT_LIT(&out, "\"") < 0)
-                goto fail;
+            TRY(r = K(F_SERVICE_ADDR, "ServiceAddr"));
+            if (r) TRY(out_quoted(&out, (const unsigned char *)addr, (slash ? slash : end) - addr, 0));
         }
         if (served) {
-            if (OUT_LIT(&out, ",\"ServiceName\":\"") < 0) goto fail;
-            if (out_json_str(&out, service) < 0) goto line_failed;
-            if (OUT_LIT(&out, "\"") < 0) goto fail;
+            TRY(r = K(F_SERVICE_NAME, "ServiceName"));
+            if (r) TRY(out_quoted_str(&out, service));
         }
-        if (up_n > 0 && (OUT_LIT(&out, ",\"ServiceURL\":\"") < 0
-                         || out_json_text(&out, (const unsigned char *)up, up_n, 0) < 0 || OUT_LIT(&out, "\"") < 0))
-            goto fail;
-        {
-            long long frac = floor_mod(start_ns, NS_PER_S);
-            PyObject *sp = start_s.parts;
-            if (OUT_LIT(&out, ",\"StartLocal\":\"") < 0 || out_json_str(&out, PyTuple_GET_ITEM(sp, 1)) < 0
-                || out_frac(&out, frac) < 0 || out_json_str(&out, PyTuple_GET_ITEM(sp, 2)) < 0)
-                goto line_failed;
-            if (OUT_LIT(&out, "\",\"StartUTC\":\"") < 0 || out_json_str(&out, PyTuple_GET_ITEM(sp, 0)) < 0
-                || out_frac(&out, frac) < 0 || OUT_LIT(&out, "Z\"") < 0)
-                goto line_failed;
+        if (up_n > 0) {
+            TRY(r = K(F_SERVICE_URL, "ServiceURL"));
+            if (r) TRY(out_quoted(&out, (const unsigned char *)up, up_n, 0));
+        }
+        long long frac = floor_mod(start_ns, NS_PER_S);
+        PyObject *sp = start_s.parts;
+        TRY(r = K(F_START_LOCAL, "StartLocal"));
+        if (r) {
+            TRY(OUT_LIT(&out, "\""));
+            TRY(out_json_str(&out, PyTuple_GET_ITEM(sp, 1)));
+            TRY(out_frac(&out, frac));
+            TRY(out_json_str(&out, PyTuple_GET_ITEM(sp, 2)));
+            TRY(OUT_LIT(&out, "\""));
+        }
+        TRY(r = K(F_START_UTC, "StartUTC"));
+        if (r) {
+            TRY(OUT_LIT(&out, "\""));
+            TRY(out_json_str(&out, PyTuple_GET_ITEM(sp, 0)));
+            TRY(out_frac(&out, frac));
+            TRY(OUT_LIT(&out, "Z\""));
         }
         if (tls != Py_None) {
-            if (OUT_LIT(&out, ",\"TLSCipher\":\"") < 0 || out_json_str(&out, PyTuple_GET_ITEM(tls, 1)) < 0
-                || OUT_LIT(&out, "\",\"TLSVersion\":\"") < 0 || out_json_str(&out, PyTuple_GET_ITEM(tls, 0)) < 0
-                || OUT_LIT(&out, "\"") < 0)
-                goto line_failed;
+            TRY(r = K(F_TLS_CIPHER, "TLSCipher"));
+            if (r) TRY(out_quoted_str(&out, PyTuple_GET_ITEM(tls, 1)));
+            TRY(r = K(F_TLS_VERSION, "TLSVersion"));
+            if (r) TRY(out_quoted_str(&out, PyTuple_GET_ITEM(tls, 0)));
         }
-        if (OUT_LIT(&out, ",\"entryPointName\":\"") < 0) goto fail;
-        if (out_json_str(&out, ep) < 0) goto line_failed;
-        if (OUT_LIT(&out, "\",\"level\":\"info\",\"msg\":\"\",\"time\":\"") < 0) goto fail;
-        if (out_json_str(&out, PyTuple_GET_ITEM(end_s.parts, 1)) < 0
-            || out_json_str(&out, PyTuple_GET_ITEM(end_s.parts, 2)) < 0)
-            goto line_failed;
-        if (OUT_LIT(&out, "\"}\n") < 0) goto fail;
+        TRY(r = K(F_ENTRY_POINT_NAME, "entryPointName"));
+        if (r) TRY(out_quoted_str(&out, ep));
+        /* logrus' own fields: always there */
+        static const char logrus[] = "\"level\":\"info\",\"msg\":\"\",\"time\":\"";
+        TRY(json_key(&out, &first, logrus, (Py_ssize_t)sizeof logrus - 1));
+        TRY(out_json_str(&out, PyTuple_GET_ITEM(end_s.parts, 1)));
+        TRY(out_json_str(&out, PyTuple_GET_ITEM(end_s.parts, 2)));
+        TRY(OUT_LIT(&out, "\"}\n"));
+#undef K
+#undef TRY
         count += 1;
         continue;
     line_failed:

@@ -5,7 +5,7 @@ from typing import Any
 def clf_lines(batch: list[tuple[Any, ...]], bit: int, offset: int, count: int,
               parts: dict[tuple[Any, ...], tuple[str, str]], make_parts: Callable[[tuple[Any, ...]], tuple[str, str]],
               stamp: Callable[[int], str], /) -> tuple[bytes, int, int]: ...
-def json_lines(batch: list[tuple[Any, ...]], bit: int, offset: int, count: int,
+def json_lines(batch: list[tuple[Any, ...]], bit: int, offset: int, count: int, keep: int,
                start_clock: Callable[[int], tuple[str, str, str]], end_clock: Callable[[int], tuple[str, str, str]],
                /) -> tuple[bytes, int, int]: ...
 def metrics_add(batch: list[tuple[Any, ...]], bit: int, slots: dict[Any, list[Any]], width: int,

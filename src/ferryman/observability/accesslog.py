@@ -81,6 +81,15 @@ log = get_logger("ferryman.accesslog")
 #: always written in batches (``bufferingSize`` is accepted; the batches are the buffering).
 MAX_PENDING = 100_000
 _REDACTED = "REDACTED"
+#: The json format's own fields (without headers and logrus' level/msg/time), in the order of their
+#: names, as the lines show them; the compiled json loop keeps field i when bit i of its mask is set.
+JSON_FIELDS = (
+    "ClientAddr", "ClientHost", "ClientPort", "ClientUsername", "DownstreamContentSize", "DownstreamStatus",
+    "Duration", "GzipRatio", "OriginContentSize", "OriginDuration", "OriginStatus", "Overhead", "RequestAddr",
+    "RequestContentSize", "RequestCount", "RequestHost", "RequestMethod", "RequestPath", "RequestPort",
+    "RequestProtocol", "RequestScheme", "RetryAttempts", "RouterName", "ServiceAddr", "ServiceName", "ServiceURL",
+    "StartLocal", "StartUTC", "TLSCipher", "TLSVersion", "entryPointName",
+)
 #: durations in whole milliseconds, formatted once
 _MS = [str(ms) for ms in range(1000)]
 _MASK = itemgetter(E_MASK)
@@ -227,12 +236,17 @@ class AccessLog:
         self._referer_mode = self._header_names.get("Referer", self._header_default)
         self._ua_mode = self._header_names.get("User-Agent", self._header_default)
         self._clf_headers_shown = self._referer_mode != "drop" or self._ua_mode != "drop"
-        #: json with every field and no headers (what the compiled json loop writes)
-        self._json_plain = not self._names and self._default_keep and not self._want_headers
+        #: json without headers: what the compiled json loop writes, with these fields (bits of JSON_FIELDS)
+        self._json_compiled = not self._want_headers
+        self._json_keep = sum(1 << i for i, name in enumerate(JSON_FIELDS) if self._field_kept(name))
         #: routers with ``observability.accessLogs: false`` (set on each apply)
         self.muted: frozenset[str] = frozenset()
         #: this consumer's bit in the entries (:meth:`Recording.register`)
         self.bit = 1
+
+    def _field_kept(self, name: str) -> bool:
+        """``fields.defaultMode`` / ``fields.names`` for one field."""
+        return self._names.get(name, "keep" if self._default_keep else "drop") != "drop"
 
     @property
     def clf_mode(self) -> bool:
@@ -300,9 +314,9 @@ class AccessLog:
         if self._clf_mode and not self._generic:
             text, self._count, stop = speedups.clf_lines(batch, self.bit, offset, before, self._parts_cache,
                                                           self._parts, self._clock.clf)
-        elif not self._clf_mode and self._json_plain:
-            text, self._count, stop = speedups.json_lines(batch, self.bit, offset, before, self._clock.parts,
-                                                           self._end_clock.parts)
+        elif not self._clf_mode and self._json_compiled:
+            text, self._count, stop = speedups.json_lines(batch, self.bit, offset, before, self._json_keep,
+                                                           self._clock.parts, self._end_clock.parts)
         else:
             return self._format_py(batch, offset)
         lines = self._count - before
@@ -515,10 +529,8 @@ class AccessLog:
         if origin_size != size and size:
             ratio = origin_size / size
             fields["GzipRatio"] = int(ratio) if ratio.is_integer() else ratio
-        names = self._names
-        if names or not self._default_keep:
-            default = self._default_keep
-            fields = {k: v for k, v in fields.items() if names.get(k, "keep" if default else "drop") != "drop"}
+        if self._names or not self._default_keep:
+            fields = {k: v for k, v in fields.items() if self._field_kept(k)}
         if self._want_headers:
             request = req_headers
             if e[E_REQ_SIZE] > 0 and request is not None:

@@ -132,7 +132,7 @@ class Speedups(Protocol):
                   parts: dict[tuple[Any, ...], tuple[str, str]], make_parts: Callable[[tuple[Any, ...]], tuple[str, str]],
                   stamp: Callable[[int], str], /) -> tuple[bytes, int, int]: ...
 
-    def json_lines(self, batch: list[Entry], bit: int, offset: int, count: int,
+    def json_lines(self, batch: list[Entry], bit: int, offset: int, count: int, keep: int,
                    start_clock: Callable[[int], tuple[str, str, str]], end_clock: Callable[[int], tuple[str, str, str]],
                    /) -> tuple[bytes, int, int]: ...
 

@@ -3,6 +3,7 @@ batches must give the same access-log bytes and the same metrics, entry for entr
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 import ferryman.observability.accesslog as accesslog
 import ferryman.observability.metrics as metrics
-from ferryman.observability.accesslog import AccessLog
+from ferryman.observability.accesslog import JSON_FIELDS, AccessLog
 from ferryman.observability.metrics import Metrics
 from ferryman.observability.recorder import E_EXTRA, speedups
 from ferryman.static.models import AccessLog as AccessLogConfig
@@ -112,13 +113,30 @@ def test_clf_lines_match_the_python_loop(batches: list[list[tuple[Any, ...]]]) -
 
 @needs_speedups
 @settings(max_examples=300, deadline=None)
-@given(batches=st.lists(_batches, min_size=1, max_size=3))
-def test_json_lines_match_the_python_loop(batches: list[list[tuple[Any, ...]]]) -> None:
+@given(batches=st.lists(_batches, min_size=1, max_size=3),
+       default=st.sampled_from(["keep", "keep", "drop"]),
+       names=st.dictionaries(st.sampled_from((*JSON_FIELDS, "level")), st.sampled_from(["keep", "drop"]), max_size=6))
+def test_json_lines_match_the_python_loop(batches: list[list[tuple[Any, ...]]], default: str,
+                                          names: dict[str, str]) -> None:
     # durations a clock can show (the times' years stay in range)
     batches = [[(*e[:6], min(e[6], 10**12), *e[7:]) for e in b] for b in batches]
     with pytest.MonkeyPatch.context() as monkeypatch:
-        got, want = _format_both({"format": "json"}, batches, monkeypatch)
+        got, want = _format_both({"format": "json", "fields": {"defaultMode": default, "names": names}}, batches,
+                                 monkeypatch)
         assert got == want
+
+
+def test_json_fields_are_the_json_lines_keys_in_order() -> None:
+    """The compiled loop's field bits follow JSON_FIELDS: the keys the Python code writes, sorted."""
+    assert list(JSON_FIELDS) == sorted(JSON_FIELDS)
+    log = _log({"format": "json"})
+    entry: list[Any] = [BIT, ("web", None, "http", 200, "r", b"GET"), ("r", b"GET", b"/", b"1.1", 200, 2, "http://u", None, None),
+                        2, 0, BASE, 1_500_000, 0, "10.0.0.1", 1, "-", ("1.3", "X"), None, (b"h:1", b"http", -1, None, None)]
+    served = [entry[0], ("web", "s", *entry[1][2:]), *entry[2:]]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(accesslog, "speedups", None)
+        keys = {key for e in (entry, served) for key in json.loads(log._format([tuple(e)], 0)[0])}
+    assert keys - {"level", "msg", "time"} == set(JSON_FIELDS)
 
 
 @needs_speedups
