@@ -126,7 +126,8 @@ def chunks(batch: list[Entry]) -> list[list[Entry]]:
 
 
 class Speedups(Protocol):
-    """What ``ferryman._speedups`` offers (the consumers' loops; see the C source's docstrings)."""
+    """What ``ferryman._speedups`` offers: the compiled twins of the recording's loops (see the C
+    source's docstrings)."""
 
     def clf_lines(self, batch: list[Entry], bit: int, offset: int, count: int,
                   parts: dict[tuple[Any, ...], tuple[str, str]], make_parts: Callable[[tuple[Any, ...]], tuple[str, str]],
