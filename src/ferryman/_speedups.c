@@ -381,22 +381,161 @@ static int out_quoted_bytes(Out *o, PyObject *b) {
     return out_quoted(o, (const unsigned char *)PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b), 1);
 }
 
+
+/* ---- json access log headers (fields.headers): request_*, origin_*, downstream_* */
+
+typedef struct {
+    const char *name;    /* the canonical name (UTF-8 of a str kept by the cache) */
+    Py_ssize_t name_n;
+    PyObject *value;     /* bytes (borrowed), or NULL with `num` */
+    long long num;       /* a Content-Length ferryman adds */
+    int redact;
+    Py_ssize_t index;    /* order in the list: the first of equal names wins */
+} HItem;
+
+typedef struct {
+    HItem *items;
+    Py_ssize_t n, cap;
+    PyObject *cache;     /* raw name (bytes) -> (canonical name, mode 0 keep / 1 drop / 2 redact) */
+    PyObject *info;      /* raw name -> the same, from the Python code */
+} Headers;
+
+static PyObject *s_content_length;
+
+static int headers_add(Headers *h, PyObject *raw, PyObject *value, long long num) {
+    PyObject *got = PyDict_GetItemWithError(h->cache, raw);  /* borrowed */
+    if (got == NULL) {
+        if (PyErr_Occurred()) return -1;
+        PyObject *made = PyObject_CallOneArg(h->info, raw);
+        if (made == NULL) return -1;
+        int rc = PyDict_SetItem(h->cache, raw, made);
+        Py_DECREF(made);  /* the cache keeps it */
+        if (rc < 0) return -1;
+        got = made;
+    }
+    if (!PyTuple_CheckExact(got) || PyTuple_GET_SIZE(got) != 2 || !PyUnicode_CheckExact(PyTuple_GET_ITEM(got, 0))
+        || !PyLong_CheckExact(PyTuple_GET_ITEM(got, 1))) {
+        PyErr_SetString(PyExc_TypeError, "json_lines(): header info must be (str, int)");
+        return -1;
+    }
+    long mode = PyLong_AsLong(PyTuple_GET_ITEM(got, 1));
+    if (mode == 1) return 0;  /* drop */
+    if (h->n == h->cap) {
+        Py_ssize_t cap = h->cap ? h->cap * 2 : 32;
+        HItem *items = PyMem_Realloc(h->items, (size_t)cap * sizeof(HItem));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        h->items = items;
+        h->cap = cap;
+    }
+    HItem *it = &h->items[h->n];
+    it->name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(got, 0), &it->name_n);
+    if (it->name == NULL) return -1;
+    it->value = value;
+    it->num = num;
+    it->redact = mode == 2;
+    it->index = h->n;
+    h->n++;
+    return 0;
+}
+
+static int ascii_ieq(PyObject *b, const char *lit, Py_ssize_t n) {
+    if (PyBytes_GET_SIZE(b) != n) return 0;
+    const char *s = PyBytes_AS_STRING(b);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        char c = s[k];
+        if (c >= 'A' && c <= 'Z') c = (char)(c + 32);
+        if (c != lit[k]) return 0;
+    }
+    return 1;
+}
+
+/* A header list's items (h->n reset first). 1 when done, 0 when the list is not a list of
+   (bytes, bytes) pairs (the Python code takes the entry), -1 on error. `unserved` leaves out Date and
+   Content-Length (Go adds them after the access log copied the header map); `length` >= 0 adds a
+   Content-Length. */
+static int headers_collect(Headers *h, PyObject *list, int unserved, long long length) {
+    h->n = 0;
+    if (list != Py_None) {
+        if (!PyList_CheckExact(list)) return 0;
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(list); k++) {
+            PyObject *pair = PyList_GET_ITEM(list, k);
+            if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_CheckExact(PyTuple_GET_ITEM(pair, 0))
+                || !PyBytes_CheckExact(PyTuple_GET_ITEM(pair, 1)))
+                return 0;
+            PyObject *raw = PyTuple_GET_ITEM(pair, 0);
+            if (unserved && (ascii_ieq(raw, "date", 4) || ascii_ieq(raw, "content-length", 14))) continue;
+            if (headers_add(h, raw, PyTuple_GET_ITEM(pair, 1), 0) < 0) return -1;
+        }
+    }
+    if (length >= 0 && headers_add(h, s_content_length, NULL, length) < 0) return -1;
+    return 1;
+}
+
+static int hitem_cmp(const void *a, const void *b) {
+    const HItem *x = a, *y = b;
+    Py_ssize_t n = x->name_n < y->name_n ? x->name_n : y->name_n;
+    int c = memcmp(x->name, y->name, (size_t)n);
+    if (c) return c;
+    if (x->name_n != y->name_n) return x->name_n < y->name_n ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* `"prefix<Name>":"value"` for each collected header, in name order, the first of equal names */
+static int headers_write(Headers *h, Out *o, int *first, const char *prefix, Py_ssize_t prefix_n) {
+    if (h->n > 1) qsort(h->items, (size_t)h->n, sizeof(HItem), hitem_cmp);
+    for (Py_ssize_t k = 0; k < h->n; k++) {
+        HItem *it = &h->items[k];
+        if (k > 0 && it->name_n == h->items[k - 1].name_n && memcmp(it->name, h->items[k - 1].name, (size_t)it->name_n) == 0)
+            continue;
+        if (out_reserve(o, prefix_n + it->name_n * 6 + 8) < 0) return -1;
+        if (!*first) o->p[o->len++] = ',';
+        *first = 0;
+        o->p[o->len++] = '"';
+        out_raw(o, prefix, prefix_n);
+        if (out_json_text(o, (const unsigned char *)it->name, it->name_n, 0) < 0) return -1;
+        if (OUT_LIT(o, "\":") < 0) return -1;
+        if (it->redact) {
+            if (OUT_LIT(o, "\"REDACTED\"") < 0) return -1;
+        } else if (it->value != NULL) {
+            if (out_quoted(o, (const unsigned char *)PyBytes_AS_STRING(it->value), PyBytes_GET_SIZE(it->value), 1) < 0)
+                return -1;
+        } else if (OUT_LIT(o, "\"") < 0 || out_int(o, it->num) < 0 || OUT_LIT(o, "\"") < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static inline int is_str_or_none(PyObject *v) { return v == Py_None || PyUnicode_CheckExact(v); }
 
 PyDoc_STRVAR(json_lines_doc,
-"json_lines(batch, bit, offset, count, keep, start_clock, end_clock) -> (text, count, stop)\n\n"
-"AccessLog._json's lines (the fields of JSON_FIELDS whose bit is in ``keep``, no headers) for\n"
-"``batch[:stop]``, as UTF-8 bytes, each\n"
-"ending in a newline; ``*_clock(second)`` -> ``(utc, local, zone)`` prefixes of RFC 3339 times.\n"
+"json_lines(batch, bit, offset, count, keep, start_clock, end_clock, headers) -> (text, count, stop)\n\n"
+"AccessLog._json's lines (the fields of JSON_FIELDS whose bit is in ``keep``) for ``batch[:stop]``,\n"
+"as UTF-8 bytes, each ending in a newline; ``*_clock(second)`` -> ``(utc, local, zone)`` prefixes\n"
+"of RFC 3339 times. ``headers``: None (no headers logged), or ``(cache, info)`` where\n"
+"``info(raw name) -> (canonical name, mode 0 keep / 1 drop / 2 redact)`` fills ``cache``.\n"
 "Stops at the first entry without ``bit`` or with an unexpected type.");
 
 static PyObject *json_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "json_lines() takes 7 arguments");
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "json_lines() takes 8 arguments");
         return NULL;
     }
-    PyObject *batch = args[0], *start_clock = args[5], *end_clock = args[6];
+    PyObject *batch = args[0], *start_clock = args[5], *end_clock = args[6], *hdr = args[7];
+    Headers headers = {NULL, 0, 0, NULL, NULL};
+    if (hdr != Py_None) {
+        if (!PyTuple_CheckExact(hdr) || PyTuple_GET_SIZE(hdr) != 2 || !PyDict_CheckExact(PyTuple_GET_ITEM(hdr, 0))) {
+            PyErr_SetString(PyExc_TypeError, "json_lines(): headers must be None or (dict, callable)");
+            return NULL;
+        }
+        headers.cache = PyTuple_GET_ITEM(hdr, 0);
+        headers.info = PyTuple_GET_ITEM(hdr, 1);
+        if (PyDict_GET_SIZE(headers.cache) > 4096) PyDict_Clear(headers.cache);  /* names can be endless */
+    }
     if (!PyList_CheckExact(batch)) {
         PyErr_SetString(PyExc_TypeError, "json_lines(): batch must be a list");
         return NULL;
@@ -430,7 +569,7 @@ static PyObject *json_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
         PyObject *extra = PyTuple_GET_ITEM(e, E_EXTRA), *tls = PyTuple_GET_ITEM(e, E_TLS);
         if (!PyUnicode_CheckExact(ip) || !PyUnicode_CheckExact(user) || !PyTuple_CheckExact(labels)
             || PyTuple_GET_SIZE(labels) < 6 || !PyTuple_CheckExact(line) || PyTuple_GET_SIZE(line) < 9
-            || !PyTuple_CheckExact(extra) || PyTuple_GET_SIZE(extra) < 2)
+            || !PyTuple_CheckExact(extra) || PyTuple_GET_SIZE(extra) < (hdr != Py_None ? 5 : 2))
             break;
         PyObject *ep = PyTuple_GET_ITEM(labels, 0), *service = PyTuple_GET_ITEM(labels, 1);
         PyObject *router = PyTuple_GET_ITEM(labels, 4);
@@ -616,11 +755,45 @@ static PyObject *json_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
             TRY(r = K(F_TLS_VERSION, "TLSVersion"));
             if (r) TRY(out_quoted_str(&out, PyTuple_GET_ITEM(tls, 0)));
         }
+        /* headers: downstream_* sort before entryPointName, origin_* and request_* after msg */
+        PyObject *response = Py_None, *request = Py_None;
+        long long response_length = -1;
+        if (hdr != Py_None) {
+            response = PyTuple_GET_ITEM(extra, 3);
+            request = PyTuple_GET_ITEM(extra, 4);
+            response_length = as_ll(PyTuple_GET_ITEM(extra, 2), &ok);
+            if (!ok) {
+                out.len = line_start;
+                break;
+            }
+            /* the framing header the connection adds (not for 204/304, not before a head) */
+            if (!served || response == Py_None || status == 204 || status == 304) response_length = -1;
+            int got = headers_collect(&headers, response, !served, response_length);
+            TRY(got);
+            if (!got) {
+                out.len = line_start;
+                break;
+            }
+            TRY(headers_write(&headers, &out, &first, "downstream_", 11));
+        }
         TRY(r = K(F_ENTRY_POINT_NAME, "entryPointName"));
         if (r) TRY(out_quoted_str(&out, ep));
         /* logrus' own fields: always there */
-        static const char logrus[] = "\"level\":\"info\",\"msg\":\"\",\"time\":\"";
+        static const char logrus[] = "\"level\":\"info\",\"msg\":\"\"";
         TRY(json_key(&out, &first, logrus, (Py_ssize_t)sizeof logrus - 1));
+        if (hdr != Py_None) {
+            if (served) {  /* the same list as downstream_ */
+                TRY(headers_write(&headers, &out, &first, "origin_", 7));
+            }
+            int got = headers_collect(&headers, request, 0, request == Py_None || req <= 0 ? -1 : req);
+            TRY(got);
+            if (!got) {
+                out.len = line_start;
+                break;
+            }
+            TRY(headers_write(&headers, &out, &first, "request_", 8));
+        }
+        TRY(OUT_LIT(&out, ",\"time\":\""));
         TRY(out_json_str(&out, PyTuple_GET_ITEM(end_s.parts, 1)));
         TRY(out_json_str(&out, PyTuple_GET_ITEM(end_s.parts, 2)));
         TRY(OUT_LIT(&out, "\"}\n"));
@@ -637,6 +810,7 @@ static PyObject *json_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
     }
     Py_XDECREF(start_s.parts);
     Py_XDECREF(end_s.parts);
+    PyMem_Free(headers.items);
     PyObject *text = out_finish(&out);
     if (text == NULL) return NULL;
     return Py_BuildValue("(NLn)", text, count, i);
@@ -644,6 +818,7 @@ static PyObject *json_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
 fail:
     Py_XDECREF(start_s.parts);
     Py_XDECREF(end_s.parts);
+    PyMem_Free(headers.items);
     Py_XDECREF(out.bytes);
     return NULL;
 }
@@ -807,19 +982,19 @@ fail:
  * class, from the classes' own member descriptors, and used only for objects of exactly those
  * classes (anything else, and every case it does not handle, goes to the Python method, before any
  * change is made). Not handled here: gRPC responses (their status is in the trailers), observers
- * with headerLabels or a json access log that logs headers (they never get a Finisher).
+ * with headerLabels (they never get a Finisher).
  */
 
 enum {
     X_ROUTER, X_STATUS, X_HEADERS, X_FLAGS, X_CONN, X_OBS_START, X_BODY_LENGTH, X_METHOD, X_SENT,
     X_SERVICE, X_OBS_TARGET, X_VERSION, X_OBS_UPSTREAM, X_OBS_RETRIES, X_OBS_USER, X_OBS, X_AUTHORITY,
     X_REQUIRED,        /* the slots above are always set; resp_length only once a head was sent */
-    X_RESP_LENGTH = X_REQUIRED, X_COUNT
+    X_RESP_LENGTH = X_REQUIRED, X_RESP_HEADERS, X_COUNT
 };
 static const char *const x_names[X_COUNT] = {
     "router", "status", "headers", "flags", "conn", "obs_start", "body_length", "method", "sent",
     "service", "obs_target", "version", "obs_upstream", "obs_retries", "obs_user", "obs", "authority",
-    "resp_length",
+    "resp_length", "resp_headers",
 };
 enum { C_ENTRYPOINT, C_CLIENT_IP, C_CLIENT_PORT, C_TLS, C_SCHEME, C_COUNT };
 static const char *const c_names[C_COUNT] = {"entrypoint", "client_ip", "client_port", "tls", "scheme"};
@@ -831,7 +1006,7 @@ typedef struct {
 } Layout;
 
 static Layout ex_layout, conn_layout;
-static PyObject *s_http, *s_websocket, *s_sse, *s_tls_names, *s_zero, *s_minus_one;
+static PyObject *s_http, *s_websocket, *s_sse, *s_tls_names, *s_zero, *s_minus_one, *s_materialize;
 
 /* The offsets of a class's T_OBJECT_EX slots, or usable = 0 when one is not such a slot. */
 static int layout_resolve(Layout *l, PyTypeObject *type, const char *const *names, int count) {
@@ -902,7 +1077,7 @@ typedef struct {
     long long internal_bits;
     long long websocket_bit;
     int scan;
-    int json;             /* the json access log's extras (without headers) */
+    int json;             /* the json access log's extras: 1 without, 2 with the header lists */
 } Finisher;
 
 static int Finisher_traverse(Finisher *self, visitproc visit, void *arg) {
@@ -933,11 +1108,15 @@ static int Finisher_init(Finisher *self, PyObject *args, PyObject *kwds) {
     PyObject *mask, *internal_mask, *internal, *pending, *fallback;
     int scan, json = 0;
     long long websocket_bit;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!O!iLO|p:Finisher", kwlist, &PyLong_Type, &mask, &PyLong_Type,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!O!iLO|i:Finisher", kwlist, &PyLong_Type, &mask, &PyLong_Type,
                                      &internal_mask, &PySet_Type, &internal, &PyList_Type, &pending, &scan,
                                      &websocket_bit, &fallback, &json))
         return -1;
     self->json = json;
+    if (json < 0 || json > 2) {
+        PyErr_SetString(PyExc_ValueError, "Finisher(): json is 0, 1 or 2");
+        return -1;
+    }
     if (scan < 0 || scan > 2) {
         PyErr_SetString(PyExc_ValueError, "Finisher(): scan is 0, 1 or 2");
         return -1;
@@ -983,12 +1162,20 @@ static PyObject *Finisher_vectorcall(PyObject *callable, PyObject *const *args, 
     int ok = layout_for(&ex_layout, ex, x_names, X_COUNT);
     if (ok < 0) return NULL;
     if (!ok) return Finisher_fallback(self, ex, trailers, status_arg);
+    if (self->json == 2) {
+        /* Traefik logs the X-Forwarded-* it adds: into ex.headers first (idempotent; they do not
+           change the protocol label or the CLF's Referer/User-Agent) */
+        PyObject *done = PyObject_CallMethodNoArgs(ex, s_materialize);
+        if (done == NULL) return NULL;
+        Py_DECREF(done);
+    }
     PyObject *v[X_COUNT];
     for (int k = 0; k < X_REQUIRED; k++) {
         v[k] = SLOT(ex, ex_layout, k);
         if (v[k] == NULL) return Finisher_fallback(self, ex, trailers, status_arg);
     }
-    v[X_RESP_LENGTH] = SLOT(ex, ex_layout, X_RESP_LENGTH);  /* may be unset */
+    v[X_RESP_LENGTH] = SLOT(ex, ex_layout, X_RESP_LENGTH);  /* both unset before a head */
+    v[X_RESP_HEADERS] = SLOT(ex, ex_layout, X_RESP_HEADERS);
     PyObject *conn = v[X_CONN];
     ok = layout_for(&conn_layout, conn, c_names, C_COUNT);
     if (ok < 0) return NULL;
@@ -1072,14 +1259,19 @@ static PyObject *Finisher_vectorcall(PyObject *callable, PyObject *const *args, 
     }
     PyObject *extra = Py_None;
     if (self->json) {
-        /* (authority, scheme, response length or -1 before a head, no headers) */
+        /* (authority, scheme, response length or -1 before a head, and with headers logged the
+           response's and the request's header lists) */
         int head = PyObject_IsTrue(v[X_STATUS]);
         PyObject *length = head ? v[X_RESP_LENGTH] : s_minus_one;
-        if (length == NULL) {
+        PyObject *response = head ? v[X_RESP_HEADERS] : Py_None;
+        if (length == NULL || (self->json == 2 && response == NULL)) {
             Py_DECREF(tls);
             return Finisher_fallback(self, ex, trailers, status_arg);
         }
-        extra = PyTuple_Pack(5, v[X_AUTHORITY], c[C_SCHEME], length, Py_None, Py_None);
+        if (self->json == 2)
+            extra = PyTuple_Pack(5, v[X_AUTHORITY], c[C_SCHEME], length, response, v[X_HEADERS]);
+        else
+            extra = PyTuple_Pack(5, v[X_AUTHORITY], c[C_SCHEME], length, Py_None, Py_None);
         if (extra == NULL) {
             Py_DECREF(tls);
             return NULL;
@@ -1120,7 +1312,7 @@ static PyObject *Finisher_new(PyTypeObject *type, PyObject *args, PyObject *kwds
 }
 
 PyDoc_STRVAR(Finisher_doc,
-"Finisher(mask, internal_mask, internal, pending, scan, websocket_bit, fallback, json=False)\n\n"
+"Finisher(mask, internal_mask, internal, pending, scan, websocket_bit, fallback, json=0)\n\n"
 "``finish(ex, trailers=None, status=0)`` of an observer (recorder.Observer.finish_py) for the common\n"
 "case: appends the exchange's entry to ``pending``; calls ``fallback`` with the same arguments for\n"
 "what it does not handle (gRPC, unexpected classes or types).");
@@ -1161,7 +1353,9 @@ PyMODINIT_FUNC PyInit__speedups(void) {
         || (s_websocket = PyUnicode_InternFromString("websocket")) == NULL
         || (s_sse = PyUnicode_InternFromString("sse")) == NULL
         || (s_tls_names = PyUnicode_InternFromString("tls_names")) == NULL
-        || (s_zero = PyLong_FromLong(0)) == NULL || (s_minus_one = PyLong_FromLong(-1)) == NULL)
+        || (s_materialize = PyUnicode_InternFromString("materialize_forwarded")) == NULL
+        || (s_zero = PyLong_FromLong(0)) == NULL || (s_minus_one = PyLong_FromLong(-1)) == NULL
+        || (s_content_length = PyBytes_FromString("content-length")) == NULL)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

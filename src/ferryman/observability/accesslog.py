@@ -236,9 +236,11 @@ class AccessLog:
         self._referer_mode = self._header_names.get("Referer", self._header_default)
         self._ua_mode = self._header_names.get("User-Agent", self._header_default)
         self._clf_headers_shown = self._referer_mode != "drop" or self._ua_mode != "drop"
-        #: json without headers: what the compiled json loop writes, with these fields (bits of JSON_FIELDS)
-        self._json_compiled = not self._want_headers
+        #: the compiled json loop's fields (bits of JSON_FIELDS) and headers (raw name -> canonical
+        #: name and mode, filled by _header_info)
         self._json_keep = sum(1 << i for i, name in enumerate(JSON_FIELDS) if self._field_kept(name))
+        self._header_cache: dict[bytes, tuple[str, int]] = {}
+        self._json_headers = (self._header_cache, self._header_info) if self._want_headers else None
         #: routers with ``observability.accessLogs: false`` (set on each apply)
         self.muted: frozenset[str] = frozenset()
         #: this consumer's bit in the entries (:meth:`Recording.register`)
@@ -314,9 +316,10 @@ class AccessLog:
         if self._clf_mode and not self._generic:
             text, self._count, stop = speedups.clf_lines(batch, self.bit, offset, before, self._parts_cache,
                                                           self._parts, self._clock.clf)
-        elif not self._clf_mode and self._json_compiled:
+        elif not self._clf_mode:
             text, self._count, stop = speedups.json_lines(batch, self.bit, offset, before, self._json_keep,
-                                                           self._clock.parts, self._end_clock.parts)
+                                                           self._clock.parts, self._end_clock.parts,
+                                                           self._json_headers)
         else:
             return self._format_py(batch, offset)
         lines = self._count - before
@@ -551,6 +554,13 @@ class AccessLog:
         fields["msg"] = ""
         fields["time"] = self._end_clock.rfc3339(start_ns + duration)  # when logged: the end
         return json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    def _header_info(self, raw: bytes) -> tuple[str, int]:
+        """A header's canonical name and its ``fields.headers`` mode (0 keep, 1 drop, 2 redact), for
+        the compiled json loop (which caches them by raw name)."""
+        name = canonical_header(raw)
+        mode = self._header_names.get(name, self._header_default)
+        return name, 1 if mode == "drop" else 2 if mode == "redact" else 0
 
     def _headers(self, fields: dict[str, Any], prefix: str, headers: Headers | None) -> None:
         default = self._header_default

@@ -135,13 +135,14 @@ class Speedups(Protocol):
 
     def json_lines(self, batch: list[Entry], bit: int, offset: int, count: int, keep: int,
                    start_clock: Callable[[int], tuple[str, str, str]], end_clock: Callable[[int], tuple[str, str, str]],
+                   headers: tuple[dict[bytes, tuple[str, int]], Callable[[bytes], tuple[str, int]]] | None,
                    /) -> tuple[bytes, int, int]: ...
 
     def metrics_add(self, batch: list[Entry], bit: int, slots: dict[Any, list[Any]], width: int,
                     bounds: tuple[int, ...], rare: bool, /) -> tuple[int, list[Entry]]: ...
 
     def Finisher(self, mask: int, internal_mask: int, internal: set[str | None], pending: list[Entry],
-                 scan: int, websocket_bit: int, fallback: Callable[..., None], json: bool = False, /
+                 scan: int, websocket_bit: int, fallback: Callable[..., None], json: int = 0, /
                  ) -> Callable[..., None]: ...
 
 
@@ -314,9 +315,9 @@ class Observer:
         #: ``finish(ex, trailers=None, status=0)``: :meth:`finish_py`, or its compiled common case
         #: (``ferryman._speedups.Finisher``, which calls :meth:`finish_py` for the rest)
         self.finish: Callable[..., None] = self.finish_py
-        if speedups is not None and not self.label_headers and not json_headers:
+        if speedups is not None and not self.label_headers:
             self.finish = speedups.Finisher(mask, internal_mask, self._internal, recording.pending, self.scan,
-                                            X_WEBSOCKET, self.finish_py, json)
+                                            X_WEBSOCKET, self.finish_py, (2 if json_headers else 1) if json else 0)
 
     def with_mask(self, extra: int) -> Observer:
         """The same observer with more consumers (not for internals)."""

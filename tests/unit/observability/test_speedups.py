@@ -73,8 +73,20 @@ def _entry(draw: st.DrawFn) -> tuple[Any, ...]:
     values[11] = draw(st.sampled_from([None, None, ("1.3", "TLS_AES_128_GCM_SHA256")]))
     values[13] = (draw(st.sampled_from([b"h", b"h:8080", b"[::1]:443", b"[::1]", b"[::1]x", b"[::1", b"a:b:c", b"h:",
                                         b"", "caf\u00e9.local:80".encode("latin-1"), b'q"uote'])),
-                  draw(st.sampled_from([b"http", b"https"])), -1, None, None)
+                  draw(st.sampled_from([b"http", b"https"])), draw(st.sampled_from([-1, 0, 5])),
+                  draw(st.none() | _header_lists), draw(st.none() | _header_lists))
     return tuple(values)
+
+
+_HEADERS = [(b"content-type", b"text/plain"), (b"Content-Type", b"x"), (b"date", b"Mon"), (b"Date", b"Tue"),
+            (b"x-forwarded-for", b"1.2.3.4"), (b"user-agent", b'c"u\\'), (b"authorization", b"secret"),
+            (b"content-length", b"9"), (b"x-\xe9", b"\xe9\x01"), (b"accept", b"a"), (b"accept", b"b"), (b"x", b"")]
+_header_lists = st.lists(st.sampled_from(_HEADERS), max_size=8)
+_header_fields = st.fixed_dictionaries({
+    "defaultMode": st.sampled_from(["keep", "drop", "redact"]),
+    "names": st.dictionaries(st.sampled_from(["Content-Type", "Date", "User-Agent", "Authorization", "Accept",
+                                              "Content-Length", "X-\u00e9", "X"]),
+                             st.sampled_from(["keep", "drop", "redact"]), max_size=4)})
 
 
 # runs of equal entries (what a busy router gives) and mixed ones
@@ -115,14 +127,17 @@ def test_clf_lines_match_the_python_loop(batches: list[list[tuple[Any, ...]]]) -
 @settings(max_examples=300, deadline=None)
 @given(batches=st.lists(_batches, min_size=1, max_size=3),
        default=st.sampled_from(["keep", "keep", "drop"]),
-       names=st.dictionaries(st.sampled_from((*JSON_FIELDS, "level")), st.sampled_from(["keep", "drop"]), max_size=6))
+       names=st.dictionaries(st.sampled_from((*JSON_FIELDS, "level")), st.sampled_from(["keep", "drop"]), max_size=6),
+       headers=st.none() | _header_fields)
 def test_json_lines_match_the_python_loop(batches: list[list[tuple[Any, ...]]], default: str,
-                                          names: dict[str, str]) -> None:
+                                          names: dict[str, str], headers: dict[str, Any] | None) -> None:
     # durations a clock can show (the times' years stay in range)
     batches = [[(*e[:6], min(e[6], 10**12), *e[7:]) for e in b] for b in batches]
+    fields: dict[str, Any] = {"defaultMode": default, "names": names}
+    if headers is not None:
+        fields["headers"] = headers
     with pytest.MonkeyPatch.context() as monkeypatch:
-        got, want = _format_both({"format": "json", "fields": {"defaultMode": default, "names": names}}, batches,
-                                 monkeypatch)
+        got, want = _format_both({"format": "json", "fields": fields}, batches, monkeypatch)
         assert got == want
 
 
@@ -280,7 +295,8 @@ def _finished(r: dict[str, Any], observer_args: dict[str, Any], compiled: bool,
 @settings(max_examples=400, deadline=None)
 @given(r=_request(), args=st.sampled_from([
     {}, {"protocols": True}, {"protocols": True, "clf_headers": True}, {"clf_headers": True},
-    {"internal_mask": 2, "protocols": True}, {"json": True}, {"json": True, "protocols": True}]))
+    {"internal_mask": 2, "protocols": True}, {"json": True}, {"json": True, "protocols": True},
+    {"json": True, "json_headers": True, "clf_headers": True}]))
 def test_finisher_records_what_the_python_method_records(r: dict[str, Any], args: dict[str, Any]) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:
         assert _finished(r, args, True, monkeypatch) == _finished(r, args, False, monkeypatch)
