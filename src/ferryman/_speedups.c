@@ -124,6 +124,16 @@ static inline long long as_ll(PyObject *v, int *ok) {
 
 /* ------------------------------------------------------------------ access log: CLF lines */
 
+/* args[1..3] of the formatting loops: the consumer's bit, the wall-clock offset, the RequestCount */
+static int line_args(PyObject *const *args, long long *bit, long long *offset, long long *count) {
+    long long *out[3] = {bit, offset, count};
+    for (int k = 0; k < 3; k++) {
+        *out[k] = PyLong_AsLongLong(args[k + 1]);
+        if (*out[k] == -1 && PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(clf_lines_doc,
 "clf_lines(batch, bit, offset, count, parts, make_parts, stamp) -> (text, count, stop)\n\n"
 "Traefik's CLF lines (``common``) for ``batch[:stop]`` as UTF-8 bytes, each ending in a newline:\n"
@@ -143,12 +153,8 @@ static PyObject *clf_lines(PyObject *self, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_TypeError, "clf_lines(): batch must be a list and parts a dict");
         return NULL;
     }
-    long long bit = PyLong_AsLongLong(args[1]);
-    if (bit == -1 && PyErr_Occurred()) return NULL;
-    long long offset = PyLong_AsLongLong(args[2]);
-    if (offset == -1 && PyErr_Occurred()) return NULL;
-    long long count = PyLong_AsLongLong(args[3]);
-    if (count == -1 && PyErr_Occurred()) return NULL;
+    long long bit, offset, count;
+    if (line_args(args, &bit, &offset, &count) < 0) return NULL;
 
     Py_ssize_t n = PyList_GET_SIZE(batch);
     Out out;
@@ -540,12 +546,8 @@ static PyObject *json_lines(PyObject *self, PyObject *const *args, Py_ssize_t na
         PyErr_SetString(PyExc_TypeError, "json_lines(): batch must be a list");
         return NULL;
     }
-    long long bit = PyLong_AsLongLong(args[1]);
-    if (bit == -1 && PyErr_Occurred()) return NULL;
-    long long offset = PyLong_AsLongLong(args[2]);
-    if (offset == -1 && PyErr_Occurred()) return NULL;
-    long long count = PyLong_AsLongLong(args[3]);
-    if (count == -1 && PyErr_Occurred()) return NULL;
+    long long bit, offset, count;
+    if (line_args(args, &bit, &offset, &count) < 0) return NULL;
     long long keep = PyLong_AsLongLong(args[4]);
     if (keep == -1 && PyErr_Occurred()) return NULL;
     Py_ssize_t n = PyList_GET_SIZE(batch), i;
