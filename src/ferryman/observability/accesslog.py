@@ -21,8 +21,9 @@
 Off the request path: the access log is a :mod:`~ferryman.observability.recorder` batch
 consumer. A request only appends one tuple of plain values; every 10 ms the batch is formatted on
 the event loop in chunks between I/O callbacks, in one tight loop (with caches for what repeats:
-the middle of the line, quoted header values, the timestamp of the second), and the text goes to a
-writer thread, the only part off the loop, which writes it with one ``write``. The loop never
+the middle of the line, quoted header values, the timestamp of the second; compiled in
+``ferryman._speedups`` when it is built, with these Python loops as the reference), and the text
+goes to a writer thread, the only part off the loop, which writes it with one ``write``. The loop never
 waits for the disk: past :data:`MAX_PENDING` unwritten lines new batches are dropped (counted in
 ``dropped``). ``reopen()`` (SIGUSR1) makes the writer reopen ``filePath`` before its next write
 (log rotation).

@@ -16,7 +16,9 @@ Contract (others may code against it):
 * Others fill in what only they know, guarded by ``ex.obs is not None``: the forwarder
   ``ex.obs_upstream``, basicAuth/digestAuth/forwardAuth ``ex.obs_user``, retry ``ex.obs_retries``.
 * ``finish`` copies the facts into one tuple of plain values (layout ``E_*``)
-  appended to the process-wide :class:`Recording`; nothing else happens per request. Every
+  appended to the process-wide :class:`Recording`; nothing else happens per request. (``finish``
+  is :meth:`Observer.finish_py` or its compiled twin, ``ferryman._speedups.Finisher``; the
+  consumers' loops have compiled twins too, see :data:`speedups` and ADR 0015.) Every
   :data:`TICK` seconds (:data:`IDLE_TICK` while nothing finishes) the event loop hands the
   collected tuples, as one batch, to each consumer
   (:class:`BatchConsumer`: metrics, the access log, the dashboard's counter), which aggregates or
