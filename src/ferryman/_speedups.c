@@ -882,10 +882,11 @@ static PyObject *metrics_add(PyObject *self, PyObject *const *args, Py_ssize_t n
     int rare_all = PyObject_IsTrue(args[5]);
     if (rare_all < 0) return NULL;
     Py_ssize_t nb = PyTuple_GET_SIZE(bounds_obj);
-    if (nb > MAX_BOUNDS || width != 4 + nb + 1) {
-        PyErr_SetString(PyExc_ValueError, "metrics_add(): width must be 5 + len(bounds) (at most 64 bounds)");
+    if (width != 4 + nb + 1) {
+        PyErr_SetString(PyExc_ValueError, "metrics_add(): width must be 5 + len(bounds)");
         return NULL;
     }
+    if (nb > MAX_BOUNDS) return Py_BuildValue("(n[])", (Py_ssize_t)0);  /* that many buckets: Python's loop */
     long long bounds[MAX_BOUNDS];
     for (Py_ssize_t j = 0; j < nb; j++) {
         bounds[j] = PyLong_AsLongLong(PyTuple_GET_ITEM(bounds_obj, j));

@@ -203,6 +203,16 @@ def test_metrics_add_matches_the_python_loop(batches: list[list[tuple[Any, ...]]
 
 
 @needs_speedups
+def test_metrics_with_more_buckets_than_the_compiled_loop_takes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past 64 buckets the compiled loop hands the whole batch to the Python one."""
+    labels = ("web", "s", "http", 200, "r", b"GET")
+    batch = [(BIT, labels, None, 1, 1, 0, ns, 0, "", 0, "-", None, None, None) for ns in (5_000_000, 70_000_000)]
+    compiled, python = _add_both([0.001 * i for i in range(1, 81)], [batch], monkeypatch)
+    assert compiled.slots == python.slots
+    assert compiled.slots[labels][:4] == [2, 2, 2, 75_000_000]
+
+
+@needs_speedups
 def test_metrics_add_rejects_a_foreign_slot() -> None:
     assert speedups is not None
     labels = ("web", "s", "http", 200, "r", b"GET")
