@@ -1,15 +1,13 @@
 /*
- * ferryman._speedups: the two tight loops of the observability batches, compiled.
+ * ferryman._speedups: the recording's hot loops, compiled (docs/adr/0015).
  *
- * Optional. The pure-Python loops in ferryman/observability/{accesslog,metrics}.py are the
- * reference; these do the same work on the recorder's entries (layout: recorder.E_*) and give the
- * same results byte for byte (tests/unit/observability/test_speedups.py compares them on random
- * batches). Both functions stop at the first entry they do not handle (another consumer's entry,
- * an unexpected type) and return its index; the Python loop does the rest. Nothing here keeps
- * state between calls.
- *
- * Entry layout used here (recorder.E_*): 0 mask, 1 labels, 2 line key, 3 size, 4 request size,
- * 5 start (ns), 6 duration (ns), 7 retries, 8 client ip, 10 user, 11 tls.
+ * Optional. The Python code is the reference: Observer.finish_py (recorder.py), Metrics._add
+ * (metrics.py), AccessLog._clf_lines and AccessLog._json (accesslog.py). The twins here do the same
+ * work on the same values (the recorder's entries, layout recorder.E_*) and give the same results
+ * byte for byte (tests/unit/observability/test_speedups.py compares them on random inputs). Each
+ * stops at what it does not handle (another consumer's entry, an unexpected type, a number beyond
+ * 64 bits, text that is not valid UTF-8) and leaves it, unchanged, to the Python code. The only
+ * state kept between calls is the slot offsets of the two classes the Finisher reads.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -26,9 +24,11 @@
 #define E_DURATION 6
 #define E_RETRIES 7
 #define E_CLIENT_IP 8
+#define E_CLIENT_PORT 9
 #define E_USER 10
 #define E_TLS 11
-#define E_MIN_LEN 12
+#define E_MIN_LEN 12  /* the entries' length up to E_TLS; E_EXTRA is the last */
+#define E_EXTRA 13
 
 #define NS_PER_S 1000000000LL
 
@@ -64,6 +64,10 @@ static inline void out_raw(Out *o, const char *s, Py_ssize_t n) {
     memcpy(o->p + o->len, s, (size_t)n);
     o->len += n;
 }
+
+/* Appends a string literal; 0, or -1 on error. */
+#define OUT_LIT(o, lit) (out_reserve((o), (Py_ssize_t)sizeof(lit) - 1) < 0 ? -1 \
+                         : (out_raw((o), (lit), (Py_ssize_t)sizeof(lit) - 1), 0))
 
 /* Appends a str as UTF-8 (its UTF-8 form is cached in the object after the first use). */
 static int out_str(Out *o, PyObject *s) {
@@ -215,23 +219,13 @@ static PyObject *clf_lines(PyObject *self, PyObject *const *args, Py_ssize_t nar
             Py_XSETREF(key, middle);
         }
         Py_ssize_t line_start = out.len;
-        if (out_str(&out, client) < 0) goto line_failed;
-        if (out_reserve(&out, 3) < 0) goto fail;
-        out_raw(&out, " - ", 3);
-        if (out_str(&out, user) < 0) goto line_failed;
-        if (out_reserve(&out, 2) < 0) goto fail;
-        out_raw(&out, " [", 2);
-        if (out_str(&out, stamp) < 0) goto line_failed;
-        if (out_reserve(&out, 2) < 0) goto fail;
-        out_raw(&out, "] ", 2);
-        if (out_str(&out, PyTuple_GET_ITEM(found, 0)) < 0) goto line_failed;
-        if (out_reserve(&out, 1) < 0) goto fail;
-        out_raw(&out, " ", 1);
-        if (out_int(&out, count + 1) < 0) goto fail;
-        if (out_str(&out, PyTuple_GET_ITEM(found, 1)) < 0) goto line_failed;
-        if (out_int(&out, floor_div(duration, 1000000)) < 0) goto fail;
-        if (out_reserve(&out, 3) < 0) goto fail;
-        out_raw(&out, "ms\n", 3);
+        /* every failure goes to line_failed, which tells text errors from the others */
+        if (out_str(&out, client) < 0 || OUT_LIT(&out, " - ") < 0 || out_str(&out, user) < 0
+            || OUT_LIT(&out, " [") < 0 || out_str(&out, stamp) < 0 || OUT_LIT(&out, "] ") < 0
+            || out_str(&out, PyTuple_GET_ITEM(found, 0)) < 0 || OUT_LIT(&out, " ") < 0 || out_int(&out, count + 1) < 0
+            || out_str(&out, PyTuple_GET_ITEM(found, 1)) < 0 || out_int(&out, floor_div(duration, 1000000)) < 0
+            || OUT_LIT(&out, "ms\n") < 0)
+            goto line_failed;
         count += 1;
         continue;
     line_failed:
@@ -259,9 +253,6 @@ fail:
 
 
 /* ------------------------------------------------------------------ access log: json lines */
-
-#define E_CLIENT_PORT 9
-#define E_EXTRA 13
 
 /* UTF-8 text as the body of a JSON string, escaped as Python's json.dumps(ensure_ascii=False):
    '"', '\\' and the control characters below 0x20 (\n \r \t \b \f, else \u00xx); all else as is.
@@ -298,10 +289,6 @@ static int out_json_text(Out *o, const unsigned char *s, Py_ssize_t n, int latin
     o->len = p - o->p;
     return 0;
 }
-
-/* "key":"value" pieces. `lit` is the literal text before the value's opening quote. */
-#define OUT_LIT(o, lit) (out_reserve((o), (Py_ssize_t)sizeof(lit) - 1) < 0 ? -1 \
-                         : (out_raw((o), (lit), (Py_ssize_t)sizeof(lit) - 1), 0))
 
 static int out_json_str(Out *o, PyObject *str) {
     Py_ssize_t n;
@@ -362,11 +349,17 @@ enum {
     F_SERVICE_URL, F_START_LOCAL, F_START_UTC, F_TLS_CIPHER, F_TLS_VERSION, F_ENTRY_POINT_NAME, F_COUNT
 };
 
-/* `"key":` (given with its quotes and colon), after a comma unless it is the first field; 1 */
-static int json_key(Out *o, int *first, const char *key, Py_ssize_t n) {
-    if (out_reserve(o, n + 1) < 0) return -1;
+/* The comma before a member unless it is the first; room for `need` more bytes after it. */
+static int json_sep(Out *o, int *first, Py_ssize_t need) {
+    if (out_reserve(o, need + 1) < 0) return -1;
     if (!*first) o->p[o->len++] = ',';
     *first = 0;
+    return 0;
+}
+
+/* `"key":` (given with its quotes and colon), after a comma unless it is the first field; 1 */
+static int json_key(Out *o, int *first, const char *key, Py_ssize_t n) {
+    if (json_sep(o, first, n) < 0) return -1;
     out_raw(o, key, n);
     return 1;
 }
@@ -496,9 +489,7 @@ static int headers_write(Headers *h, Out *o, int *first, const char *prefix, Py_
         HItem *it = &h->items[k];
         if (k > 0 && it->name_n == h->items[k - 1].name_n && memcmp(it->name, h->items[k - 1].name, (size_t)it->name_n) == 0)
             continue;
-        if (out_reserve(o, prefix_n + it->name_n * 6 + 8) < 0) return -1;
-        if (!*first) o->p[o->len++] = ',';
-        *first = 0;
+        if (json_sep(o, first, prefix_n + 1) < 0) return -1;
         o->p[o->len++] = '"';
         out_raw(o, prefix, prefix_n);
         if (out_json_text(o, (const unsigned char *)it->name, it->name_n, 0) < 0) return -1;
