@@ -1240,6 +1240,8 @@ static PyObject *Finisher_vectorcall(PyObject *callable, PyObject *const *args, 
     int on_tls = PyObject_IsTrue(c[C_TLS]);
     if (on_tls < 0) return NULL;
     if (on_tls) {
+        /* Python code while v[] and c[] are borrowed from the slots: ConnInfo.tls_names() only sets
+           conn.tls_names_, which is not among them (keep it so, or take references first) */
         tls = PyObject_CallMethodNoArgs(conn, s_tls_names);
         if (tls == NULL) return NULL;
     } else {
